@@ -56,7 +56,7 @@ type PullRecord struct {
 	// match; empty when anonymous.
 	CredentialHash string `json:"credentialHash,omitempty"`
 	// Reference is the name the image was pulled by.
-	Reference string `json:"reference,omitempty"`
+	Reference string    `json:"reference,omitempty"`
 	Time      time.Time `json:"time"`
 }
 
