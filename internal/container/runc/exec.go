@@ -1,0 +1,144 @@
+package runc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Exec runs proc inside the running container id and waits for it, copying
+// stdin to it (nil means /dev/null) and its output to stdout and stderr
+// (with tty both arrive on stdout, as from a terminal). It returns the
+// process's exit code (128+signal when a signal ended it).
+//
+// When ctx ends first the exec'd process is killed with SIGKILL: killing
+// runc alone would leave the process running in the container. Exec then
+// returns -1 and an error wrapping ctx.Err().
+func (r *Runc) Exec(ctx context.Context, id string, proc specs.Process, stdin io.Reader, stdout, stderr io.Writer, tty bool) (int, error) {
+	dir, err := os.MkdirTemp("", "runc-exec-")
+	if err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	defer os.RemoveAll(dir)
+	proc.Terminal = tty
+	data, err := json.Marshal(proc)
+	if err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	procPath, pidPath := filepath.Join(dir, "process.json"), filepath.Join(dir, "pid")
+	if err := os.WriteFile(procPath, data, 0o600); err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	args := []string{"exec", "--process", procPath, "--pid-file", pidPath}
+	if tty {
+		args = append(args, "--tty")
+	}
+	// No CommandContext: cancelling must kill the exec'd process, not runc.
+	cmd, logPath, done, err := r.command(nil, append(args, id)...)
+	if err != nil {
+		return -1, err
+	}
+	defer done()
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+	if tty {
+		// runc relays a terminal only from a terminal of its own: it finds
+		// one on its stdio and copies the container's pty to its stdout.
+		// Give it a pty as stderr; stdin and stdout stay the caller's.
+		pty, err := newPty()
+		if err != nil {
+			return -1, fmt.Errorf("exec in %s: %w", id, err)
+		}
+		defer pty.master.Close()
+		defer pty.slave.Close()
+		cmd.Stderr = pty.slave
+	}
+	if err := cmd.Start(); err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	var werr error
+	waited := make(chan struct{})
+	go func() { werr = cmd.Wait(); close(waited) }()
+
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		killExec(pidPath, cmd.Process, waited)
+		<-waited
+		return -1, fmt.Errorf("exec in %s: %w", id, ctx.Err())
+	}
+	if werr == nil {
+		return 0, nil
+	}
+	var exitErr *exec.ExitError
+	if !errors.As(werr, &exitErr) {
+		return -1, fmt.Errorf("exec in %s: %w", id, werr)
+	}
+	// runc exits with the process's status, or logs an error and exits 255
+	// when it could not run the process at all.
+	if msg := lastError(logPath, ""); msg != "" {
+		return -1, &Error{Command: "exec", ID: id, Message: msg, Err: werr}
+	}
+	return exitErr.ExitCode(), nil
+}
+
+// killExec kills the exec'd process, found through runc's pid file. The pid
+// file appears only once the process runs, so wait briefly for it; if it
+// never comes, runc itself is killed, which aborts the exec before it starts.
+func killExec(pidPath string, runcProc *os.Process, waited <-chan struct{}) {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(pidPath); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+				if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+					_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+					unix.Close(fd)
+				}
+				return
+			}
+		}
+		select {
+		case <-waited:
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	_ = runcProc.Kill()
+}
+
+type ptyPair struct{ master, slave *os.File }
+
+// newPty opens a new pseudo-terminal pair with a 24x80 window.
+func newPty() (ptyPair, error) {
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return ptyPair{}, fmt.Errorf("open pty: %w", err)
+	}
+	fd := int(master.Fd())
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		master.Close()
+		return ptyPair{}, fmt.Errorf("unlock pty: %w", err)
+	}
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	if err != nil {
+		master.Close()
+		return ptyPair{}, fmt.Errorf("pty number: %w", err)
+	}
+	slave, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		master.Close()
+		return ptyPair{}, fmt.Errorf("open pty slave: %w", err)
+	}
+	_ = unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: 80})
+	return ptyPair{master: master, slave: slave}, nil
+}
