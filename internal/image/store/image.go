@@ -9,6 +9,7 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
+	"github.com/peapod/peapod/internal/image/keyring"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
 )
@@ -50,7 +51,7 @@ type PullRecord struct {
 	Anonymous bool `json:"anonymous,omitempty"`
 	// Source is where the credential came from (Secret or config.json);
 	// zero when anonymous.
-	Source CredentialSource `json:"source,omitzero"`
+	Source keyring.Source `json:"source,omitzero"`
 	// CredentialHash is a hash of the credential (keyring.Credential.Hash),
 	// so that two pods holding the same credential in different Secrets
 	// match; empty when anonymous.

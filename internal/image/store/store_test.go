@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/peapod/peapod/internal/image/keyring"
 )
 
 func openStore(t *testing.T) (*Store, string) {
@@ -227,7 +228,7 @@ func TestPutMergesNamesAndPulls(t *testing.T) {
 	a.Pulls = []PullRecord{{Anonymous: true}}
 	s.Put(a)
 	b := testImage("a", []string{"docker.io/library/a:2"})
-	b.Pulls = []PullRecord{{Source: CredentialSource{Kind: "secret", Namespace: "ns", Name: "s"}, CredentialHash: "h"}}
+	b.Pulls = []PullRecord{{Source: keyring.Source{Kind: "secret", Namespace: "ns", Name: "s"}, CredentialHash: "h"}}
 	s.Put(b)
 	got, _ := s.Get("a:1")
 	if !slices.Equal(got.RepoTags, []string{"docker.io/library/a:1", "docker.io/library/a:2"}) {
