@@ -9,8 +9,8 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
-	"github.com/peapod/peapod/internal/image/keyring"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/peapod/peapod/internal/image/keyring"
 	bolt "go.etcd.io/bbolt"
 )
 
