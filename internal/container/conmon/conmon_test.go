@@ -57,7 +57,7 @@ func helper(data string) int {
 // options prepares a bundle running args under the spec edit and returns
 // the options to create it with. Cleanups remove the container, its files
 // and its rootfs even when the test fails.
-func options(t *testing.T, edit func(*specs.Spec), args ...string) conmon.Options {
+func options(t testing.TB, edit func(*specs.Spec), args ...string) conmon.Options {
 	t.Helper()
 	runctest.Require(t, runctest.Runc, runctest.Conmon, runctest.Busybox)
 	id := runctest.ID(t)
@@ -94,7 +94,7 @@ func options(t *testing.T, edit func(*specs.Spec), args ...string) conmon.Option
 	return o
 }
 
-func run(t *testing.T, o conmon.Options) *conmon.Handle {
+func run(t testing.TB, o conmon.Options) *conmon.Handle {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -358,5 +358,39 @@ func TestNoLeaksOverManyCycles(t *testing.T) {
 			t.Fatal(err)
 		}
 		assertGone(t, o)
+	}
+}
+
+func TestStdinThroughAttachSocketAndTerminal(t *testing.T) {
+	for _, terminal := range []bool{false, true} {
+		t.Run(fmt.Sprintf("terminal=%v", terminal), func(t *testing.T) {
+			o := options(t, func(s *specs.Spec) { s.Process.Terminal = terminal }, "sh", "-c", "read x; echo got $x; tty || true")
+			o.Stdin, o.StdinOnce, o.Terminal = true, true, terminal
+			h := run(t, o)
+			fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(fd)
+			if err := unix.Connect(fd, &unix.SockaddrUnix{Name: h.AttachSocket()}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := unix.Write(fd, []byte("hi\n")); err != nil {
+				t.Fatal(err)
+			}
+			if e := wait(t, h); e.Code != 0 {
+				t.Fatalf("exit %+v", e)
+			}
+			lines := strings.Join(logLines(t, o.LogPath), "\n")
+			wantTTY := "stdout F not a tty"
+			if terminal {
+				wantTTY = "stdout F /dev/pts/0"
+			}
+			for _, want := range []string{"stdout F got hi", wantTTY} {
+				if !strings.Contains(lines, want) {
+					t.Errorf("log lacks %q:\n%s", want, lines)
+				}
+			}
+		})
 	}
 }
