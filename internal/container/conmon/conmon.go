@@ -255,12 +255,29 @@ func (o *Options) runcError(relayed string) string {
 	return "runc create: " + last
 }
 
+// cleanupFailedCreate removes what a failed create left, so that the caller
+// has nothing to remove.
 func (o *Options) cleanupFailedCreate() {
 	_ = runc.New(o.RuncBinary, o.RuncRoot).Delete(context.Background(), o.ID, true)
+	_ = o.removeFiles()
+}
+
+// removeFiles removes the files conmon and runc keep for the container.
+func (o *Options) removeFiles() error {
+	var errs []error
+	paths := []string{filepath.Join(o.ExitDir, o.ID)}
 	if o.SocketDir != "" {
-		os.Remove(filepath.Join(o.SocketDir, o.ID))
+		paths = append(paths, filepath.Join(o.SocketDir, o.ID))
 	}
-	os.Remove(filepath.Join(o.ExitDir, o.ID))
+	for _, f := range []string{conmonPidFile, containerPidFl, ctlFifo, winszFifo, attachSocket, persistExit, oomFile, runcLog, stateFile} {
+		paths = append(paths, o.path(f))
+	}
+	for _, p := range paths {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Load finds the container created in bundle again, for a daemon that
@@ -445,20 +462,7 @@ func (h *Handle) Remove(ctx context.Context) error {
 			return fmt.Errorf("remove %s: %w", h.ID, err)
 		}
 	}
-	var errs []error
-	paths := []string{filepath.Join(h.ExitDir, h.ID)}
-	if h.SocketDir != "" {
-		paths = append(paths, filepath.Join(h.SocketDir, h.ID))
-	}
-	for _, f := range []string{conmonPidFile, containerPidFl, ctlFifo, winszFifo, attachSocket, persistExit, oomFile, runcLog, stateFile} {
-		paths = append(paths, h.path(f))
-	}
-	for _, p := range paths {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := h.removeFiles(); err != nil {
 		return fmt.Errorf("remove %s: %w", h.ID, err)
 	}
 	return nil

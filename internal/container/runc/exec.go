@@ -45,7 +45,7 @@ func (r *Runc) Exec(ctx context.Context, id string, proc specs.Process, stdin io
 		args = append(args, "--tty")
 	}
 	// No CommandContext: cancelling must kill the exec'd process, not runc.
-	cmd, logPath, done, err := r.command(nil, append(args, id)...)
+	cmd, logPath, done, err := r.command(ctx, false, append(args, id)...)
 	if err != nil {
 		return -1, err
 	}

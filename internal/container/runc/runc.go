@@ -108,9 +108,10 @@ func (e *Error) Is(target error) bool {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// command prepares a runc invocation with a private JSON log file. The
-// caller must call done (which removes the log) after the process ends.
-func (r *Runc) command(ctx context.Context, args ...string) (cmd *exec.Cmd, logPath string, done func(), err error) {
+// command prepares a runc invocation with a private JSON log file; runc is
+// killed when ctx ends if killOnCancel. The caller must call done (which
+// removes the log) after the process ends.
+func (r *Runc) command(ctx context.Context, killOnCancel bool, args ...string) (cmd *exec.Cmd, logPath string, done func(), err error) {
 	if err := os.MkdirAll(r.root, 0o700); err != nil {
 		return nil, "", nil, fmt.Errorf("runc root %s: %w", r.root, err)
 	}
@@ -121,10 +122,10 @@ func (r *Runc) command(ctx context.Context, args ...string) (cmd *exec.Cmd, logP
 	logPath = f.Name()
 	f.Close()
 	full := append([]string{"--root", r.root, "--log", logPath, "--log-format", "json"}, args...)
-	if ctx == nil {
-		cmd = exec.Command(r.binary, full...)
-	} else {
+	if killOnCancel {
 		cmd = exec.CommandContext(ctx, r.binary, full...)
+	} else {
+		cmd = exec.Command(r.binary, full...)
 	}
 	cmd.WaitDelay = 5 * time.Second
 	return cmd, logPath, func() { os.Remove(logPath) }, nil
@@ -132,7 +133,7 @@ func (r *Runc) command(ctx context.Context, args ...string) (cmd *exec.Cmd, logP
 
 // run runs a runc command to completion and returns its stdout.
 func (r *Runc) run(ctx context.Context, id string, stdin io.Reader, args ...string) ([]byte, error) {
-	cmd, logPath, done, err := r.command(ctx, args...)
+	cmd, logPath, done, err := r.command(ctx, true, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -350,7 +351,7 @@ func (r *Runc) Create(ctx context.Context, id, bundle, pidFile string) error {
 	if pidFile != "" {
 		args = append(args, "--pid-file", pidFile)
 	}
-	cmd, logPath, done, err := r.command(ctx, append(args, id)...)
+	cmd, logPath, done, err := r.command(ctx, true, append(args, id)...)
 	if err != nil {
 		return err
 	}
