@@ -372,10 +372,56 @@ func (h *Handle) Exited() (Exit, bool, error) {
 }
 
 // OOMKilled reports whether the kernel's OOM killer acted in the container's
-// memory cgroup while conmon watched it (conmon's persistent "oom" file).
+// memory cgroup. conmon records it in its persistent "oom" file; as a second
+// source, while the cgroup still exists (before Remove), its oom_kill counter
+// is read, and a positive count is written to the same file so the answer
+// survives the cgroup.
 func (h *Handle) OOMKilled() bool {
-	_, err := os.Stat(h.path(oomFile))
-	return err == nil
+	if _, err := os.Stat(h.path(oomFile)); err == nil {
+		return true
+	}
+	if h.cgroupOOMKills() > 0 {
+		_ = os.WriteFile(h.path(oomFile), nil, 0o644)
+		return true
+	}
+	return false
+}
+
+// cgroupOOMKills reads the oom_kill counter of the container's memory
+// cgroup (v1 memory.oom_control or v2 memory.events), or returns 0.
+func (h *Handle) cgroupOOMKills() int {
+	data, err := os.ReadFile(h.path("config.json"))
+	if err != nil {
+		return 0
+	}
+	var spec struct {
+		Linux struct {
+			CgroupsPath string `json:"cgroupsPath"`
+		} `json:"linux"`
+	}
+	// Only cgroupfs paths name a directory; systemd's "slice:prefix:name"
+	// form does not.
+	if json.Unmarshal(data, &spec) != nil || !filepath.IsAbs(spec.Linux.CgroupsPath) {
+		return 0
+	}
+	cg := filepath.Clean(spec.Linux.CgroupsPath)
+	for _, f := range []string{
+		filepath.Join("/sys/fs/cgroup/memory", cg, "memory.oom_control"),
+		filepath.Join("/sys/fs/cgroup", cg, "memory.events"),
+	} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if n, ok := strings.CutPrefix(line, "oom_kill "); ok {
+				if v, err := strconv.Atoi(strings.TrimSpace(n)); err == nil && v > 0 {
+					return v
+				}
+			}
+		}
+	}
+	return 0
 }
 
 // Wait waits for the container to exit. It polls the exit file (conmon

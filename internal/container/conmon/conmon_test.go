@@ -243,6 +243,13 @@ func TestOOMKilled(t *testing.T) {
 	if !e.OOMKilled || e.Code != 137 {
 		t.Fatalf("exit = %+v, want OOMKilled with 137", e)
 	}
+	// Without conmon's marker the cgroup's own counter still tells.
+	if err := os.Remove(filepath.Join(o.Bundle, "oom")); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok, err := h.Exited(); err != nil || !ok || !e.OOMKilled {
+		t.Fatalf("from the cgroup counter: %+v %v %v", e, ok, err)
+	}
 }
 
 func TestAttachSocketAndLogReopen(t *testing.T) {
