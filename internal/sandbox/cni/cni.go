@@ -271,11 +271,7 @@ func loadFile(file string) (*libcni.NetworkConfigList, error) {
 	if strings.HasSuffix(file, ".conflist") {
 		list, err = libcni.NetworkConfFromFile(file)
 	} else {
-		var conf *libcni.PluginConfig
-		conf, err = libcni.ConfFromFile(file)
-		if err == nil {
-			list, err = libcni.ConfListFromConf(conf)
-		}
+		list, err = singlePluginList(file)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", file, err)
@@ -284,6 +280,32 @@ func loadFile(file string) (*libcni.NetworkConfigList, error) {
 		return nil, fmt.Errorf("load %s: no plugins", file)
 	}
 	return list, nil
+}
+
+// singlePluginList reads an old-style .conf/.json file, one plugin with its
+// network name and version, as a list of that one plugin.
+func singlePluginList(file string) (*libcni.NetworkConfigList, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	conf, err := libcni.NetworkPluginConfFromBytes(b)
+	if err != nil {
+		return nil, err
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, err
+	}
+	lb, err := json.Marshal(map[string]any{
+		"name":       conf.Network.Name,
+		"cniVersion": conf.Network.CNIVersion,
+		"plugins":    []any{raw},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return libcni.NetworkConfFromBytes(lb)
 }
 
 // ConfigFile is the config file in use, or "" while none is usable.
@@ -492,7 +514,7 @@ func (n *Network) Teardown(ctx context.Context, p Pod) error {
 		}
 		cachedNets[a.Network] = true
 		if nsPath == "" && p.NetNSPath != "" && a.IfName != "lo" {
-			if stand := n.standIn(c, list, rt); stand != nil {
+			if stand := n.standIn(ctx, c, list, rt); stand != nil {
 				defer stand.Remove()
 				rt.NetNS = stand.Path()
 			}
@@ -536,7 +558,7 @@ func (n *Network) Teardown(ctx context.Context, p Pod) error {
 // from the interface it deletes inside the namespace. Showing it a stand-in
 // interface with the cached addresses lets the plugin itself clean up,
 // instead of us re-deriving its chain names.
-func (n *Network) standIn(c *libcni.CNIConfig, list *libcni.NetworkConfigList, rt *libcni.RuntimeConf) *netns.NS {
+func (n *Network) standIn(ctx context.Context, c *libcni.CNIConfig, list *libcni.NetworkConfigList, rt *libcni.RuntimeConf) *netns.NS {
 	res, err := c.GetNetworkListCachedResult(list, rt)
 	if err != nil || res == nil {
 		return nil
@@ -570,7 +592,7 @@ func (n *Network) standIn(c *libcni.CNIConfig, list *libcni.NetworkConfigList, r
 			cmds = append(cmds, []string{"addr", "add", a, "dev", rt.IfName})
 		}
 		for _, args := range cmds {
-			if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			if out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput(); err != nil {
 				return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
 			}
 		}

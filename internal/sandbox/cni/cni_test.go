@@ -720,3 +720,26 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+func TestSinglePluginConfFile(t *testing.T) {
+	requireTools(t)
+	dir := t.TempDir()
+	conf := `{"cniVersion":"0.4.0","name":"old","type":"bridge","bridge":"x0","ipam":{"type":"host-local","subnet":"10.99.0.0/24"}}`
+	if err := os.WriteFile(filepath.Join(dir, "10-old.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(Options{ConfDir: dir, BinDirs: []string{pluginDir}, CacheDir: t.TempDir(), Bridge: "unused0", Subnet: "10.99.0.0/24"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := n.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list.Name != "old" || list.CNIVersion != "0.4.0" || len(list.Plugins) != 1 || list.Plugins[0].Network.Type != "bridge" {
+		t.Fatalf("loaded %+v", list)
+	}
+	if !strings.Contains(string(list.Plugins[0].Bytes), `"bridge":"x0"`) {
+		t.Fatalf("plugin config lost its fields: %s", list.Plugins[0].Bytes)
+	}
+}
