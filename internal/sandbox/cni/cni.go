@@ -480,20 +480,30 @@ func (n *Network) attachments(c *libcni.CNIConfig, id string) []*libcni.NetworkA
 
 // Teardown detaches the pod from the network and releases its IP and
 // hostPorts. It is idempotent, works after a daemon restart (from libcni's
-// cache, which records the config and port mappings used at setup) and when
-// the network namespace is already gone.
+// cache, which records the config, netns path and port mappings used at
+// setup, so p.ID alone is enough) and when the network namespace is
+// already gone.
 func (n *Network) Teardown(ctx context.Context, p Pod) error {
 	if p.ID == "" {
 		return fmt.Errorf("cni teardown %s: sandbox ID is required", podRef(p))
 	}
+	var buf bytes.Buffer
+	c := n.client(&buf)
+	attachments := n.attachments(c, p.ID)
 	nsPath := p.NetNSPath
+	if nsPath == "" {
+		for _, a := range attachments {
+			if a.NetNS != "" {
+				nsPath = a.NetNS // as recorded at setup
+				break
+			}
+		}
+	}
 	if nsPath != "" && !netns.IsPinned(nsPath) {
 		// Plugins fail on a path that is not a namespace (a leftover file
 		// after a reboot); an empty CNI_NETNS is how DEL says "gone".
 		nsPath = ""
 	}
-	var buf bytes.Buffer
-	c := n.client(&buf)
 
 	type job struct {
 		list *libcni.NetworkConfigList
@@ -502,7 +512,7 @@ func (n *Network) Teardown(ctx context.Context, p Pod) error {
 	var jobs []job
 	cachedNets := map[string]bool{}
 	// What was set up, from the cache: config and runtime args as they were.
-	for _, a := range n.attachments(c, p.ID) {
+	for _, a := range attachments {
 		list, err := libcni.NetworkConfFromBytes(a.Config)
 		if err != nil || list.Name != a.Network {
 			slog.Warn("unusable cni cache entry", "sandbox", p.ID, "network", a.Network, "err", err)
@@ -513,7 +523,7 @@ func (n *Network) Teardown(ctx context.Context, p Pod) error {
 			Args: a.CniArgs, CapabilityArgs: a.CapabilityArgs,
 		}
 		cachedNets[a.Network] = true
-		if nsPath == "" && p.NetNSPath != "" && a.IfName != "lo" {
+		if nsPath == "" && a.IfName != "lo" {
 			if stand := n.standIn(ctx, c, list, rt); stand != nil {
 				defer stand.Remove()
 				rt.NetNS = stand.Path()

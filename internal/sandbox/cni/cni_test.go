@@ -529,7 +529,7 @@ func TestTeardownAfterRestartUsesCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bare := Pod{ID: p.ID, NetNSPath: p.NetNSPath}
+	bare := Pod{ID: p.ID}
 	cached, err := restarted.Cached(bare)
 	if err != nil || cached == nil || !cached.IP.Equal(r.IP) {
 		t.Fatalf("Cached after restart = %+v, %v; want IP %s", cached, err, r.IP)
@@ -539,6 +539,10 @@ func TestTeardownAfterRestartUsesCache(t *testing.T) {
 	}
 	if l := f.leases(); len(l) != 0 {
 		t.Fatalf("leases after teardown = %v", l)
+	}
+	// The netns path came from the cache too: the pod's eth0 is gone.
+	if ports := f.bridgePorts(); len(ports) != 0 {
+		t.Fatalf("veth still on the bridge after teardown: %v", ports)
 	}
 	for _, line := range iptablesSave(t) {
 		if f.ours(line) && !strings.HasPrefix(line, ":") {
@@ -563,6 +567,10 @@ func TestTeardownWhenNetnsIsGone(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer os.Remove(p.NetNSPath)
+			}
+			if mode == "removed" {
+				// A restarted daemon may know only the sandbox ID.
+				p.NetNSPath, p.PortMappings = "", nil
 			}
 			f.teardown(p)
 			f.teardown(p)
