@@ -59,7 +59,7 @@ var baseSyscalls = []string{
 	"mprotect", "mremap", "msync", "munlock", "munlockall", "munmap", "pkey_alloc", "pkey_free",
 	"pkey_mprotect", "remap_file_pages", "cacheflush", "set_tls", "breakpoint",
 	// processes, threads, identity
-	"arch_prctl", "capget", "capset", "clone", "execve", "execveat", "exit", "exit_group",
+	"arch_prctl", "capget", "capset", "execve", "execveat", "exit", "exit_group",
 	"fork", "get_robust_list", "get_thread_area", "getcpu", "getegid", "getegid32", "geteuid",
 	"geteuid32", "getgid", "getgid32", "getgroups", "getgroups32", "getpgid", "getpgrp", "getpid",
 	"getppid", "getpriority", "getresgid", "getresgid32", "getresuid", "getresuid32", "getrlimit",
@@ -167,10 +167,6 @@ func DefaultSeccomp(caps []string) *specs.LinuxSeccomp {
 				allowed = append(allowed, s)
 			}
 		}
-	}
-	if sysAdmin {
-		// clone with any flags, listed apart from the filtered rule below.
-		allowed = slices.DeleteFunc(allowed, func(s string) bool { return s == "clone" })
 	}
 	slices.Sort(allowed)
 	p := &specs.LinuxSeccomp{
