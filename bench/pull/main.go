@@ -98,7 +98,8 @@ func run() error {
 		return err
 	}
 	defer reg.Close()
-	image := reg.Host + "/bench/pull:v1"
+	const repoTag = "bench/pull:v1"
+	image := reg.Ref(repoTag)
 
 	log.Info("generating image", "size_mib", *sizeMiB, "layers", *layers, "seed", *seed)
 	genDir := filepath.Join(work, "gen")
@@ -110,7 +111,7 @@ func run() error {
 		return fmt.Errorf("generate image: %w", err)
 	}
 	log.Info("pushing image", "image", image, "compressed_bytes", facts.CompressedBytes, "files", facts.Files)
-	if err := reg.Push(ctx, image, img); err != nil {
+	if err := reg.Push(ctx, repoTag, img); err != nil {
 		return fmt.Errorf("push %s: %w", image, err)
 	}
 	os.RemoveAll(genDir) // the registry has its own copy
