@@ -132,6 +132,7 @@ func container(p ContainerParams, src mountSources) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
+	//lint:ignore SA1019 crictl and older clients still send only the deprecated path
 	seccomp, err := seccompProfile(sc.GetSeccomp(), sc.GetSeccompProfilePath(), privileged, caps.Bounding)
 	if err != nil {
 		return nil, err

@@ -97,6 +97,7 @@ func sandbox(p SandboxParams) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
+	//lint:ignore SA1019 crictl and older clients still send only the deprecated path
 	seccomp, err := seccompProfile(sc.GetSeccomp(), sc.GetSeccompProfilePath(), sc.GetPrivileged(), nil)
 	if err != nil {
 		return nil, err
