@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/peapod/peapod/internal/api"
+	objstore "github.com/peapod/peapod/internal/store"
 )
 
 // Version is set at build time; "dev" otherwise.
@@ -30,6 +31,7 @@ var Version = "dev"
 type Server struct {
 	images    ImageService
 	nodeCreds NodeCredentials
+	objects   *objstore.Store // Kubernetes objects (core.go); nil until SetObjectStore
 	log       *slog.Logger
 	mux       *http.ServeMux
 }
@@ -40,6 +42,7 @@ func New(images ImageService, nodeCreds NodeCredentials, log *slog.Logger) *Serv
 	s.mux.HandleFunc("GET "+api.VersionPath, s.version)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	s.routeImages()
+	s.routeCore()
 	return s
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/peapod/peapod/internal/config"
 	"github.com/peapod/peapod/internal/image"
 	"github.com/peapod/peapod/internal/image/keyring"
+	objstore "github.com/peapod/peapod/internal/store"
 )
 
 // APISocket is the API socket's path for a state directory.
@@ -38,8 +39,16 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer images.Close()
 
+	objects, err := objstore.Open(filepath.Join(cfg.Root, "objects.db"), objstore.Options{Logger: log})
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	defer objects.Close()
+	defer context.AfterFunc(ctx, objects.StopWatches)()
+
 	authFiles := cfg.AuthFilePaths()
 	srv := apiserver.New(images, nodeCredentials(authFiles, log), log)
+	srv.SetObjectStore(objects)
 	log.Info("peapod daemon started", "root", cfg.Root, "state", cfg.State, "authFiles", authFiles)
 	return srv.Serve(ctx, APISocket(cfg.State))
 }

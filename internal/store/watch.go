@@ -214,3 +214,14 @@ func (w *watcher) stopLocked() {
 		close(w.done)
 	})
 }
+
+// StopWatches ends every open watch (their channels close) while the store
+// stays usable; the daemon calls it when it shuts down so that streaming
+// API requests finish.
+func (s *Store) StopWatches() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for w := range s.watchers {
+		w.stopLocked()
+	}
+}
