@@ -90,7 +90,10 @@ type Registry struct {
 
 // Mirror is one [[registry.mirror]] table.
 type Mirror struct {
-	// Location replaces the matched prefix, like Registry.Location.
+	// Location replaces the matched prefix, like Registry.Location; under
+	// a wildcard prefix it replaces the image's whole host[:port]
+	// ("x.corp.example.com/team/app" with mirror "m.local" pulls
+	// "m.local/team/app").
 	Location string `toml:"location"`
 	// Insecure allows plain HTTP and unverified TLS to this mirror.
 	Insecure bool `toml:"insecure"`

@@ -217,7 +217,7 @@ func (a *applier) apply(tr io.Reader, hdr *tar.Header) (int64, error) {
 
 	var n int64
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeGNUSparse: // the reader turns TypeRegA into TypeReg
 		n, err = a.regular(pfd, base, tr)
 	case tar.TypeSymlink:
 		err = unix.Symlinkat(hdr.Linkname, pfd, base)
@@ -637,7 +637,7 @@ func timespec(t time.Time) unix.Timespec {
 
 func typeName(t byte) string {
 	switch t {
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg:
 		return "regular file"
 	case tar.TypeLink:
 		return "hardlink"
