@@ -70,6 +70,24 @@ func TestTarKeepsHostileEntriesVerbatim(t *testing.T) {
 	}
 }
 
+func TestWhiteouts(t *testing.T) {
+	tests := []struct {
+		f    File
+		want string
+	}{
+		{Whiteout("etc/motd"), "etc/.wh.motd"},
+		{Whiteout("top"), ".wh.top"},
+		{Whiteout("var/cache/"), "var/.wh.cache"},
+		{OpaqueDir("var/cache"), "var/cache/.wh..wh..opq"},
+		{OpaqueDir("var/cache/"), "var/cache/.wh..wh..opq"},
+	}
+	for _, tc := range tests {
+		if tc.f.Name != tc.want {
+			t.Errorf("got %q, want %q", tc.f.Name, tc.want)
+		}
+	}
+}
+
 func TestLayerCompressions(t *testing.T) {
 	files := []File{Dir("etc"), Reg("etc/motd", "hello\n")}
 	magic := map[Compression][]byte{Gzip: {0x1f, 0x8b}, Zstd: {0x28, 0xb5, 0x2f, 0xfd}, Uncompressed: []byte("etc/")}

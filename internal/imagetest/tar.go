@@ -3,6 +3,7 @@ package imagetest
 import (
 	"archive/tar"
 	"bytes"
+	"path"
 	"strings"
 	"time"
 )
@@ -117,4 +118,17 @@ func Reg(name, content string, mode ...int64) File {
 // Symlink is a symbolic link name → target.
 func Symlink(name, target string) File {
 	return File{Name: name, Type: tar.TypeSymlink, Linkname: target}
+}
+
+// Whiteout deletes name (a path in a lower layer) in an overlay-style
+// layer: an empty file ".wh.BASE" beside it.
+func Whiteout(name string) File {
+	dir, base := path.Split(strings.TrimSuffix(name, "/"))
+	return File{Name: dir + ".wh." + base}
+}
+
+// OpaqueDir hides everything lower layers put in dir: the marker
+// "DIR/.wh..wh..opq".
+func OpaqueDir(dir string) File {
+	return File{Name: strings.TrimSuffix(dir, "/") + "/.wh..wh..opq"}
 }

@@ -84,7 +84,12 @@ func Start(t testing.TB, opts Options) *Registry {
 	if err != nil {
 		t.Fatalf("start registry: %v", err)
 	}
-	t.Cleanup(r.Close)
+	t.Cleanup(func() {
+		r.Close()
+		if t.Failed() {
+			t.Logf("registry %s log (last lines):\n%s", r.Host, lastLines(r.Log(), 30))
+		}
+	})
 	return r
 }
 
@@ -435,17 +440,25 @@ func (r *Registry) Push(ctx context.Context, repoTag string, img Pushable) error
 
 // WriteCertsDir writes the CA as dir/HOST/ca.crt, the layout of Docker's
 // and containerd's certs.d, so a client configured with dir trusts this
-// registry. It fails on a registry without TLS.
+// registry. With a token server it also writes dir/localhost:PORT/ca.crt
+// for the token realm, for clients that pick CAs by the host they dial.
+// It fails on a registry without TLS.
 func (r *Registry) WriteCertsDir(dir string) error {
 	if !r.opts.TLS {
 		return fmt.Errorf("write certs.d for %s: registry has no TLS", r.Host)
 	}
-	d := filepath.Join(dir, r.Host)
-	if err := os.MkdirAll(d, 0o755); err != nil {
-		return fmt.Errorf("write certs.d for %s: %w", r.Host, err)
+	hosts := []string{r.Host}
+	if r.TokenServer != nil {
+		hosts = append(hosts, r.TokenServer.Host())
 	}
-	if err := os.WriteFile(filepath.Join(d, "ca.crt"), r.CAPEM, 0o644); err != nil {
-		return fmt.Errorf("write certs.d for %s: %w", r.Host, err)
+	for _, h := range hosts {
+		d := filepath.Join(dir, h)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("write certs.d for %s: %w", h, err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "ca.crt"), r.CAPEM, 0o644); err != nil {
+			return fmt.Errorf("write certs.d for %s: %w", h, err)
+		}
 	}
 	return nil
 }

@@ -262,6 +262,36 @@ func TestWriteCertsDir(t *testing.T) {
 	if err := Start(t, Options{}).WriteCertsDir(dir); err == nil {
 		t.Error("WriteCertsDir on a plain-HTTP registry worked")
 	}
+
+	tok := Start(t, Options{TLS: true, Token: &TokenOptions{}})
+	if err := tok.WriteCertsDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	realmHost := tok.TokenServer.Host()
+	if !strings.HasPrefix(realmHost, "localhost:") {
+		t.Fatalf("token server host %q, want localhost:PORT", realmHost)
+	}
+	for _, h := range []string{tok.Host, realmHost} {
+		if b, err := os.ReadFile(filepath.Join(dir, h, "ca.crt")); err != nil || string(b) != string(tok.CAPEM) {
+			t.Errorf("certs.d/%s/ca.crt = %v, want the CA", h, err)
+		}
+	}
+}
+
+func TestStartCleanupKillsRegistry(t *testing.T) {
+	var pid int
+	var host string
+	t.Run("inner", func(t *testing.T) {
+		r := Start(t, Options{TLS: true, Token: &TokenOptions{}})
+		pid, host = r.Pid(), r.TokenServer.Host()
+	})
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("registry pid %d still exists after the test ended (kill 0: %v)", pid, err)
+	}
+	if c, err := net.Dial("tcp", host); err == nil {
+		c.Close()
+		t.Errorf("token server %s still accepts connections after the test ended", host)
+	}
 }
 
 func TestProxyCountsAndCorrupts(t *testing.T) {
@@ -296,6 +326,26 @@ func TestProxyCountsAndCorrupts(t *testing.T) {
 	_, err = pull(t, via, "app:v1", nil)
 	if statusOf(err) != http.StatusServiceUnavailable {
 		t.Errorf("pull with failing manifests: err = %v, want 503", err)
+	}
+}
+
+func TestProxyToTLSRegistry(t *testing.T) {
+	r := Start(t, Options{TLS: true, Htpasswd: map[string]string{"erin": "pw"}})
+	img := testImage(t)
+	if err := r.Push(t.Context(), "app:v1", img); err != nil {
+		t.Fatal(err)
+	}
+	p := NewProxy(t, r.Host, ProxyOptions{TLS: true, Transport: r.Transport()})
+	via := &Registry{Host: p.Host, transport: r.transport}
+	got, err := pull(t, via, "app:v1", &authn.Basic{Username: "erin", Password: "pw"})
+	if err != nil {
+		t.Fatalf("pull through the proxy: %v", err)
+	}
+	if digestOf(t, got) != digestOf(t, img) {
+		t.Error("digest changed through the proxy")
+	}
+	if len(p.Requests()) == 0 {
+		t.Error("proxy saw no requests")
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -100,6 +101,15 @@ func startTokenServer(opts TokenOptions, users map[string]string, admin string, 
 	ts.srv = &http.Server{Handler: http.HandlerFunc(ts.serve), ReadHeaderTimeout: 10 * time.Second}
 	go ts.srv.Serve(ln) //nolint:errcheck // Serve returns when close stops it
 	return ts, nil
+}
+
+// Host is the realm's "localhost:PORT".
+func (ts *TokenServer) Host() string {
+	u, err := url.Parse(ts.Realm)
+	if err != nil {
+		return ""
+	}
+	return u.Host
 }
 
 func (ts *TokenServer) close() {
