@@ -14,6 +14,7 @@
 // TLS in its documentation), so every combination of TLS, Htpasswd and Token
 // works.
 //
-// Proxy sits between a client and a plain-HTTP registry to count requests,
+// Proxy serves plain HTTP on loopback in front of a registry (plain or TLS)
+// to count requests,
 // inject failures and corrupt blobs in transit.
 package registrytest
