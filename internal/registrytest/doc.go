@@ -15,6 +15,5 @@
 // works.
 //
 // Proxy serves plain HTTP on loopback in front of a registry (plain or TLS)
-// to count requests,
-// inject failures and corrupt blobs in transit.
+// to count requests, inject failures and corrupt blobs in transit.
 package registrytest
