@@ -55,7 +55,7 @@ func newLoginCmd(g *globals) *cobra.Command {
 				Registry:   registry,
 				Credential: api.Credential{Username: user, Password: pass},
 			}); err != nil {
-				return fmt.Errorf("login %s: %w", registry, err)
+				return err
 			}
 			f, err := authfile.Load(file)
 			if err != nil {

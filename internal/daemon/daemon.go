@@ -28,7 +28,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		}
 	}
 	images, err := image.New(ctx, image.Options{
-		Root:             filepath.Join(cfg.Root, "image"),
+		Root:             cfg.Root,
 		RegistriesConfig: cfg.Image.RegistriesConfig,
 		CertsDir:         cfg.Image.CertsDir,
 		MaxParallelPulls: cfg.Image.MaxParallelPulls,
