@@ -53,6 +53,7 @@ func newRoot() *cobra.Command {
 		newInspectCmd(g),
 		newLoginCmd(g),
 		newLogoutCmd(),
+		newApplyCmd(g), newCreateCmd(g), newGetCmd(g), newDescribeCmd(g), newDeleteCmd(g),
 	)
 	return root
 }
