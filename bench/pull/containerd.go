@@ -73,10 +73,9 @@ func (r *containerdRunner) pull(ctx context.Context, run int, image string) (res
 	env := r.env(dir, state)
 	defer func() {
 		r.down(env, state)
-		for _, d := range []string{dir, state} {
-			unmountUnder(d)
-			os.RemoveAll(d)
-		}
+		unmountUnder(state)
+		os.RemoveAll(state)
+		unmountUnder(dir) // the root stays until the bench ends (see run)
 	}()
 
 	up := exec.CommandContext(ctx, filepath.Join(r.kit, "containerd-up.sh"))

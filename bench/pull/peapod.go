@@ -41,10 +41,8 @@ func (r *peapodRunner) pull(ctx context.Context, run int, image string) (result,
 			return res, err
 		}
 	}
-	defer func() {
-		unmountUnder(dir)
-		os.RemoveAll(dir)
-	}()
+	// The root stays until the bench ends (see run).
+	defer unmountUnder(dir)
 	conf := filepath.Join(dir, "peapod.toml")
 	toml := fmt.Sprintf("[image]\nregistries_config = %q\ncerts_dir = %q\nauth_files = []\n",
 		r.registries, filepath.Join(dir, "certs.d"))

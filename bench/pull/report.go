@@ -14,6 +14,7 @@ type report struct {
 	Command  string
 	Commit   string
 	Versions map[string]string
+	Order    []string // runtimes, in the order of -only
 	Results  []result
 }
 
@@ -33,11 +34,12 @@ func summarise(xs []float64) stat {
 	return stat{med: med, min: s[0], max: s[len(s)-1]}
 }
 
+// runtimes are the measured runtimes in the order -only named them.
 func (r *report) runtimes() []string {
 	var names []string
-	for _, res := range r.Results {
-		if !slices.Contains(names, res.Runtime) {
-			names = append(names, res.Runtime)
+	for _, name := range r.Order {
+		if slices.ContainsFunc(r.Results, func(x result) bool { return x.Runtime == name }) {
+			names = append(names, name)
 		}
 	}
 	return names
@@ -99,6 +101,8 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&b, "- %s: %s\n", name, r.Versions[name])
 	}
 	fmt.Fprintf(&b, "- machine: %s, %s CPUs (%s), %s, kernel %s\n", r.Machine["os"], r.Machine["cpus"], r.Machine["cpu"], r.Machine["memory"], r.Machine["kernel"])
+	fmt.Fprintf(&b, "- work directory: %s\n", r.Machine["work_fs"])
+	fmt.Fprintf(&b, "- load average at start %s, at end %s (the machine may be shared)\n", r.Machine["loadavg_start"], r.Machine["loadavg_end"])
 	fmt.Fprintf(&b, "- date: %s, peapod commit %s\n", r.Date, r.Commit)
 	return b.String()
 }
