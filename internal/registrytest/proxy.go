@@ -27,7 +27,8 @@ type ProxyOptions struct {
 // Proxy forwards plain HTTP on 127.0.0.1 to a registry, counting what
 // passes and optionally breaking it: the mirror, retry and verification
 // tests use it to see which blobs a client fetched and what it does with a
-// corrupt one. Token realms are not rewritten: clients still fetch tokens
+// corrupt one, and concurrency tests hold a blob to keep a pull stuck at a
+// known point. Token realms are not rewritten: clients still fetch tokens
 // from the token server directly.
 type Proxy struct {
 	// Host is the proxy's "127.0.0.1:PORT".
@@ -40,6 +41,15 @@ type Proxy struct {
 	blobGets map[string]int
 	corrupt  map[string]bool
 	fail     []failRule
+	holds    map[string]*hold
+}
+
+// hold keeps GETs of one blob waiting until release is closed; arrived is
+// closed when the first of them is waiting.
+type hold struct {
+	release chan struct{}
+	arrived chan struct{}
+	once    sync.Once
 }
 
 type failRule struct {
@@ -65,7 +75,7 @@ func ListenProxy(targetHost string, opts ProxyOptions) (*Proxy, error) {
 		scheme = "https"
 	}
 	target := &url.URL{Scheme: scheme, Host: targetHost}
-	p := &Proxy{blobGets: map[string]int{}, corrupt: map[string]bool{}}
+	p := &Proxy{blobGets: map[string]int{}, corrupt: map[string]bool{}, holds: map[string]*hold{}}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
@@ -86,14 +96,17 @@ func ListenProxy(targetHost string, opts ProxyOptions) (*Proxy, error) {
 	return p, nil
 }
 
-// front records each request and answers those a FailRequests rule matches.
+// front records each request, answers those a FailRequests rule matches
+// and keeps held blob GETs waiting.
 func (p *Proxy) front(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		line := r.Method + " " + r.URL.Path
+		var h *hold
 		p.mu.Lock()
 		p.requests = append(p.requests, line)
 		if d, ok := blobDigest(r); ok && r.Method == http.MethodGet {
 			p.blobGets[d]++
+			h = p.holds[d]
 		}
 		status := 0
 		for _, f := range p.fail {
@@ -105,6 +118,14 @@ func (p *Proxy) front(next http.Handler) http.Handler {
 		if status != 0 {
 			http.Error(w, http.StatusText(status), status)
 			return
+		}
+		if h != nil {
+			h.once.Do(func() { close(h.arrived) })
+			select {
+			case <-h.release:
+			case <-r.Context().Done():
+				return
+			}
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -178,7 +199,43 @@ func (p *Proxy) FailRequests(match string, status int) {
 	p.fail = append(p.fail, failRule{match: match, status: status})
 }
 
-// Reset forgets counters, corruption and failure rules.
+// Hold makes every later GET of the blob with this digest wait at the
+// proxy, before it reaches the registry, until Release(digest), Reset or
+// Close, or until its client gives up. The returned channel is closed when
+// the first such request is waiting, so a test knows a pull is stuck on
+// that blob (and not anywhere else) without sleeping. Holding a digest
+// already held returns the same channel.
+func (p *Proxy) Hold(digest string) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h, ok := p.holds[digest]
+	if !ok {
+		h = &hold{release: make(chan struct{}), arrived: make(chan struct{})}
+		p.holds[digest] = h
+	}
+	return h.arrived
+}
+
+// Release lets the held GETs of the blob with this digest, and every later
+// one, through. Releasing a digest that is not held does nothing.
+func (p *Proxy) Release(digest string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if h, ok := p.holds[digest]; ok {
+		close(h.release)
+		delete(p.holds, digest)
+	}
+}
+
+func (p *Proxy) releaseAllLocked() {
+	for d, h := range p.holds {
+		close(h.release)
+		delete(p.holds, d)
+	}
+}
+
+// Reset forgets counters, corruption and failure rules, and releases every
+// held blob.
 func (p *Proxy) Reset() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -186,7 +243,13 @@ func (p *Proxy) Reset() {
 	p.blobGets = map[string]int{}
 	p.corrupt = map[string]bool{}
 	p.fail = nil
+	p.releaseAllLocked()
 }
 
-// Close stops the proxy.
-func (p *Proxy) Close() { p.srv.Close() }
+// Close releases every held blob and stops the proxy.
+func (p *Proxy) Close() {
+	p.mu.Lock()
+	p.releaseAllLocked()
+	p.mu.Unlock()
+	p.srv.Close()
+}
