@@ -2,13 +2,11 @@ package cri
 
 import (
 	"context"
-	"io"
 
 	"github.com/peapod/peapod/internal/image"
 	"github.com/peapod/peapod/internal/image/keyring"
 	"github.com/peapod/peapod/internal/image/store"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 )
 
 // Runtime is what the server needs from the sandbox and container runtime:
@@ -31,17 +29,17 @@ type Runtime interface {
 	UpdateContainerResources(context.Context, *runtimeapi.UpdateContainerResourcesRequest) (*runtimeapi.UpdateContainerResourcesResponse, error)
 	ReopenContainerLog(context.Context, *runtimeapi.ReopenContainerLogRequest) (*runtimeapi.ReopenContainerLogResponse, error)
 	ExecSync(context.Context, *runtimeapi.ExecSyncRequest) (*runtimeapi.ExecSyncResponse, error)
+}
 
-	// Exec runs cmd in a container with the given streams until it ends;
-	// a non-zero exit is an error with an ExitCode() int method.
-	Exec(ctx context.Context, containerID string, cmd []string, stdin io.Reader, stdout, stderr io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error
-	// Attach connects the streams to a running container's main process
-	// until it exits or the client goes.
-	Attach(ctx context.Context, containerID string, stdin io.Reader, stdout, stderr io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error
-	// PortForward connects stream to port on the sandbox's loopback, inside
-	// its network namespace.
-	PortForward(ctx context.Context, sandboxID string, port int32, stream io.ReadWriteCloser) error
+// Verbose status info. The server reads, from the "info" JSON of a verbose
+// ContainerStatus: "pid" (the container's process) and "bundle" (its OCI
+// bundle directory, where conmon keeps its files); of a verbose
+// PodSandboxStatus: "pid" (the infra process) and "netns" (the pinned
+// network namespace, "" with host networking).
 
+// StatsProvider answers the stats calls. A Runtime that implements it is
+// used; otherwise the server reads the cgroups and writable layers itself.
+type StatsProvider interface {
 	ContainerStats(context.Context, *runtimeapi.ContainerStatsRequest) (*runtimeapi.ContainerStatsResponse, error)
 	ListContainerStats(context.Context, *runtimeapi.ListContainerStatsRequest) (*runtimeapi.ListContainerStatsResponse, error)
 	PodSandboxStats(context.Context, *runtimeapi.PodSandboxStatsRequest) (*runtimeapi.PodSandboxStatsResponse, error)

@@ -56,6 +56,9 @@ type Options struct {
 	// ImageFsDir is the directory the image store lives in, for
 	// ImageFsInfo.
 	ImageFsDir string
+	// ContainersDir holds the containers' bundle directories (ID/), for a
+	// runtime whose verbose status does not name the bundle.
+	ContainersDir string
 	// ContainerFsDir is the directory the containers' writable layers live
 	// in, for ImageFsInfo's container filesystem; empty means ImageFsDir.
 	ContainerFsDir string
@@ -85,6 +88,7 @@ type Server struct {
 	log     *slog.Logger
 	streams streaming.Server
 	fsCache fsUsageCache
+	cpu     cpuRates
 
 	mu       sync.Mutex
 	grpc     *grpc.Server

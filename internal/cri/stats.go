@@ -21,20 +21,34 @@ func (s *Server) ContainerStats(ctx context.Context, req *runtimeapi.ContainerSt
 	if req.GetContainerId() == "" {
 		return nil, invalid("ContainerStats: no container_id")
 	}
-	resp, err := s.rt.ContainerStats(ctx, req)
+	if sp, ok := s.rt.(StatsProvider); ok {
+		resp, err := sp.ContainerStats(ctx, req)
+		if err != nil {
+			return nil, s.fail("ContainerStats", err)
+		}
+		return resp, nil
+	}
+	st, err := s.ownContainerStats(ctx, req.GetContainerId())
 	if err != nil {
 		return nil, s.fail("ContainerStats", err)
 	}
-	return resp, nil
+	return &runtimeapi.ContainerStatsResponse{Stats: st}, nil
 }
 
 // ListContainerStats reports the containers matching the filter.
 func (s *Server) ListContainerStats(ctx context.Context, req *runtimeapi.ListContainerStatsRequest) (*runtimeapi.ListContainerStatsResponse, error) {
-	resp, err := s.rt.ListContainerStats(ctx, req)
+	if sp, ok := s.rt.(StatsProvider); ok {
+		resp, err := sp.ListContainerStats(ctx, req)
+		if err != nil {
+			return nil, s.fail("ListContainerStats", err)
+		}
+		return resp, nil
+	}
+	stats, err := s.ownListContainerStats(ctx, req.GetFilter())
 	if err != nil {
 		return nil, s.fail("ListContainerStats", err)
 	}
-	return resp, nil
+	return &runtimeapi.ListContainerStatsResponse{Stats: stats}, nil
 }
 
 // StreamContainerStats is ListContainerStats in one message.
@@ -51,18 +65,45 @@ func (s *Server) PodSandboxStats(ctx context.Context, req *runtimeapi.PodSandbox
 	if req.GetPodSandboxId() == "" {
 		return nil, invalid("PodSandboxStats: no pod_sandbox_id")
 	}
-	resp, err := s.rt.PodSandboxStats(ctx, req)
+	if sp, ok := s.rt.(StatsProvider); ok {
+		resp, err := sp.PodSandboxStats(ctx, req)
+		if err != nil {
+			return nil, s.fail("PodSandboxStats", err)
+		}
+		return resp, nil
+	}
+	st, err := s.ownPodSandboxStats(ctx, req.GetPodSandboxId())
 	if err != nil {
 		return nil, s.fail("PodSandboxStats", err)
 	}
-	return resp, nil
+	return &runtimeapi.PodSandboxStatsResponse{Stats: st}, nil
 }
 
 // ListPodSandboxStats reports the sandboxes matching the filter.
 func (s *Server) ListPodSandboxStats(ctx context.Context, req *runtimeapi.ListPodSandboxStatsRequest) (*runtimeapi.ListPodSandboxStatsResponse, error) {
-	resp, err := s.rt.ListPodSandboxStats(ctx, req)
+	if sp, ok := s.rt.(StatsProvider); ok {
+		resp, err := sp.ListPodSandboxStats(ctx, req)
+		if err != nil {
+			return nil, s.fail("ListPodSandboxStats", err)
+		}
+		return resp, nil
+	}
+	f := req.GetFilter()
+	list, err := s.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{
+		Id: f.GetId(), LabelSelector: f.GetLabelSelector()}})
 	if err != nil {
 		return nil, s.fail("ListPodSandboxStats", err)
+	}
+	resp := &runtimeapi.ListPodSandboxStatsResponse{}
+	for _, sb := range list.Items {
+		st, err := s.ownPodSandboxStats(ctx, sb.Id)
+		if isNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, s.fail("ListPodSandboxStats", err)
+		}
+		resp.Stats = append(resp.Stats, st)
 	}
 	return resp, nil
 }

@@ -144,7 +144,12 @@ func (s *Server) requireRunning(ctx context.Context, op, id string) error {
 type streamRuntime struct{ s *Server }
 
 func (r streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
-	err := r.s.rt.Exec(ctx, id, cmd, in, out, errw, tty, resize)
+	var err error
+	if st, ok := r.s.rt.(Streamer); ok {
+		err = st.Exec(ctx, id, cmd, in, out, errw, tty, resize)
+	} else {
+		err = r.s.ownExec(ctx, id, cmd, in, out, errw, tty, resize)
+	}
 	var ec interface{ ExitCode() int }
 	if err != nil && errors.As(err, &ec) && ec.ExitCode() >= 0 {
 		// The streaming server reports this to the client as the
@@ -158,7 +163,12 @@ func (r streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io.
 }
 
 func (r streamRuntime) Attach(ctx context.Context, id string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
-	err := r.s.rt.Attach(ctx, id, in, out, errw, tty, resize)
+	var err error
+	if st, ok := r.s.rt.(Streamer); ok {
+		err = st.Attach(ctx, id, in, out, errw, tty, resize)
+	} else {
+		err = r.s.ownAttach(ctx, id, in, out, errw, tty, resize)
+	}
 	if err != nil {
 		r.s.log.Warn("attach stream failed", "container", id, "error", err)
 	}
@@ -166,7 +176,12 @@ func (r streamRuntime) Attach(ctx context.Context, id string, in io.Reader, out,
 }
 
 func (r streamRuntime) PortForward(ctx context.Context, sandboxID string, port int32, stream io.ReadWriteCloser) error {
-	err := r.s.rt.PortForward(ctx, sandboxID, port, stream)
+	var err error
+	if st, ok := r.s.rt.(Streamer); ok {
+		err = st.PortForward(ctx, sandboxID, port, stream)
+	} else {
+		err = r.s.ownPortForward(ctx, sandboxID, port, stream)
+	}
 	if err != nil {
 		r.s.log.Warn("port-forward stream failed", "sandbox", sandboxID, "port", port, "error", err)
 	}
