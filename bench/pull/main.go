@@ -69,7 +69,8 @@ func run() error {
 		crictl    = flag.String("crictl", filepath.Join(gopathBin, "crictl"), "crictl binary")
 		kit       = flag.String("kit", "../shared/conformance", "conformance kit with containerd-up.sh and containerd-down.sh")
 		outDir    = flag.String("out", "bench/out", "directory for raw results")
-		tmpBase   = flag.String("tmp", "", "where the work directory goes (default $TMPDIR or /tmp); put it on the disk you want to measure")
+		tmpBase   = flag.String("tmp", "", "where the work directory goes (default $TMPDIR or /tmp)")
+		fsMode    = flag.String("fs", "loop", "where the runtimes' roots go: loop (a fresh ext4 filesystem in a sparse file under -tmp) or dir (the -tmp directory itself)")
 		profile   = flag.Bool("profile", false, "also pull once in-process with peapod's image service under pprof (CPU and heap profiles into -out)")
 	)
 	flag.Parse()
@@ -85,12 +86,6 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	// The runs' roots are removed only here, when the bench ends. On ext4
-	// without a journal (this VM's root filesystem) the inode allocator
-	// skips inodes freed in the last 60 to 300 seconds and reads inode
-	// tables to find them: right after deleting a run's ~8,500 files,
-	// creating as many again costs up to ~2 s of kernel CPU. That would be
-	// the harness's cost, not the runtime's, so no run deletes a root.
 	defer func() {
 		unmountUnder(work)
 		os.RemoveAll(work)
@@ -122,6 +117,25 @@ func run() error {
 	}
 	os.RemoveAll(genDir) // the registry has its own copy
 
+	// The runs' roots are removed only when the bench ends, and live on a
+	// filesystem of their own (see scratchFS): deleting a run's thousands
+	// of files would make the next run's file creation slow on some
+	// filesystems, and that would be the harness's cost, not the runtime's.
+	roots := work
+	switch *fsMode {
+	case "loop":
+		size := max(int64(2)<<30, int64(*warmup+*runs+1)*int64(*sizeMiB)<<20*4+1<<30)
+		mnt, umount, err := scratchFS(ctx, work, size)
+		if err != nil {
+			return err
+		}
+		defer umount()
+		roots = mnt
+	case "dir":
+	default:
+		return fmt.Errorf("-fs: %q is neither loop nor dir", *fsMode)
+	}
+
 	regConf := filepath.Join(work, "registries.conf")
 	if err := os.WriteFile(regConf, fmt.Appendf(nil, "[[registry]]\nlocation = %q\ninsecure = true\n", reg.Host), 0o644); err != nil {
 		return err
@@ -137,7 +151,7 @@ func run() error {
 			if _, err := os.Stat(bin); err != nil {
 				return fmt.Errorf("peapod binary: %w (build it with `make build`)", err)
 			}
-			runners = append(runners, &peapodRunner{bin: bin, registries: regConf, workDir: work})
+			runners = append(runners, &peapodRunner{bin: bin, registries: regConf, workDir: roots, logDir: work})
 		case "containerd":
 			kitDir, err := filepath.Abs(*kit)
 			if err != nil {
@@ -148,7 +162,7 @@ func run() error {
 					return fmt.Errorf("containerd side: %w (build containerd 2.4.2 and crictl with `REF=1 %s/tools.sh`)", err, kitDir)
 				}
 			}
-			runners = append(runners, &containerdRunner{kit: kitDir, binDir: *ctrdDir, crictl: *crictl, host: reg.Host, workDir: work})
+			runners = append(runners, &containerdRunner{kit: kitDir, binDir: *ctrdDir, crictl: *crictl, host: reg.Host, workDir: roots})
 		case "":
 		default:
 			return fmt.Errorf("-only: unknown runtime %q (peapod, containerd)", name)
@@ -157,7 +171,7 @@ func run() error {
 
 	rep := report{
 		Date:     time.Now().UTC().Format(time.RFC3339),
-		Machine:  machineFacts(work),
+		Machine:  machineFacts(roots),
 		Image:    facts,
 		Command:  strings.Join(os.Args, " "),
 		Versions: map[string]string{},
@@ -194,7 +208,7 @@ func run() error {
 
 	rep.Machine["loadavg_end"] = loadavg()
 	if *profile {
-		if err := profilePull(ctx, work, regConf, image, *outDir, log); err != nil {
+		if err := profilePull(ctx, roots, regConf, image, *outDir, log); err != nil {
 			return fmt.Errorf("profile: %w", err)
 		}
 	}

@@ -18,7 +18,8 @@ import (
 type peapodRunner struct {
 	bin        string // bin/peapod
 	registries string // registries.conf naming the local registry insecure
-	workDir    string
+	workDir    string // roots go here
+	logDir     string // daemon logs go here
 }
 
 func (r *peapodRunner) name() string { return "peapod" }
@@ -49,7 +50,7 @@ func (r *peapodRunner) pull(ctx context.Context, run int, image string) (result,
 	if err := os.WriteFile(conf, []byte(toml), 0o600); err != nil {
 		return res, err
 	}
-	logPath := filepath.Join(r.workDir, fmt.Sprintf("peapod-daemon-%d.log", run))
+	logPath := filepath.Join(r.logDir, fmt.Sprintf("peapod-daemon-%d.log", run))
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return res, err
