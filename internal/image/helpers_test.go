@@ -9,6 +9,8 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,8 +19,90 @@ import (
 	"syscall"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
+
+	"github.com/peapod/peapod/internal/imagetest"
+	"github.com/peapod/peapod/internal/registrytest"
 )
+
+// push uploads an image or index into reg as repoTag.
+func push(t *testing.T, reg *registrytest.Registry, repoTag string, img registrytest.Pushable) {
+	t.Helper()
+	if err := reg.Push(t.Context(), repoTag, img); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// certsDir returns a certs.d that trusts reg's CA.
+func certsDir(t *testing.T, reg *registrytest.Registry) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := reg.WriteCertsDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// refusedAddr is a loopback address where nothing listens: a mirror that
+// is down.
+func refusedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// blobGets counts every blob GET the proxy has seen, whatever the blob.
+func blobGets(p *registrytest.Proxy) int {
+	n := 0
+	for _, r := range p.Requests() {
+		if strings.HasPrefix(r, http.MethodGet+" /v2/") && strings.Contains(r, "/blobs/sha256:") {
+			n++
+		}
+	}
+	return n
+}
+
+// layer builds an imagetest layer, failing the test on error.
+func layer(t *testing.T, c imagetest.Compression, files ...imagetest.File) v1.Layer {
+	t.Helper()
+	l, err := imagetest.Layer(files, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// amd64 is the platform every test image is built for (and the service
+// pulls for, in the multi-arch test).
+var amd64 = v1.Platform{OS: "linux", Architecture: "amd64"}
+
+// testImage builds a linux/amd64 image of the given format, failing the
+// test on error.
+func testImage(t *testing.T, f imagetest.Format, layers ...v1.Layer) v1.Image {
+	t.Helper()
+	p := amd64
+	img, err := imagetest.Image(imagetest.ImageOptions{Layers: layers, MediaType: f, Platform: &p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// digestOf is d's digest as "sha256:…".
+func digestOf(t *testing.T, d interface{ Digest() (v1.Hash, error) }) string {
+	t.Helper()
+	h, err := d.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.String()
+}
 
 // registryEntry is one [[registry]] of a registries.conf the test writes.
 type registryEntry struct {

@@ -7,21 +7,19 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/peapod/peapod/internal/image/keyring"
+	"github.com/peapod/peapod/internal/imagetest"
+	"github.com/peapod/peapod/internal/registrytest"
 )
-
-// refusedAddr is a loopback address where nothing listens.
-func refusedAddr(t *testing.T) string {
-	t.Helper()
-	return freePort(t)
-}
 
 func insecureConf(t *testing.T, hosts ...string) string {
 	var es []registryEntry
@@ -32,7 +30,7 @@ func insecureConf(t *testing.T, hosts ...string) string {
 }
 
 func simpleImage(t *testing.T, tag string) v1.Image {
-	return testImage(t, false, "amd64", testLayer(t, "gzip", false, tfile{Name: "hello", Body: "hello from " + tag}))
+	return testImage(t, imagetest.Docker, layer(t, imagetest.Gzip, imagetest.Reg("hello", "hello from "+tag)))
 }
 
 func assertNothingStored(t *testing.T, s *Service) {
@@ -57,8 +55,8 @@ func assertNothingStored(t *testing.T, s *Service) {
 
 // Acceptance 1: plain HTTP only when the registry is marked insecure.
 func TestPlainHTTPRegistryOnlyWhenInsecure(t *testing.T) {
-	reg := startRegistry(t, regOptions{})
-	reg.push(t, "app:v1", simpleImage(t, "v1"))
+	reg := registrytest.Start(t, registrytest.Options{})
+	push(t, reg, "app:v1", simpleImage(t, "v1"))
 	image := reg.Host + "/app:v1"
 
 	s, _ := testService(t, Options{})
@@ -84,8 +82,8 @@ func TestPlainHTTPRegistryOnlyWhenInsecure(t *testing.T) {
 
 // Acceptance 2: a TLS registry with its own CA works through certs.d.
 func TestTLSRegistryThroughCertsD(t *testing.T) {
-	reg := startRegistry(t, regOptions{TLS: true})
-	reg.push(t, "app:v1", simpleImage(t, "v1"))
+	reg := registrytest.Start(t, registrytest.Options{TLS: true})
+	push(t, reg, "app:v1", simpleImage(t, "v1"))
 	image := reg.Host + "/app:v1"
 
 	s, _ := testService(t, Options{CertsDir: t.TempDir()})
@@ -96,7 +94,7 @@ func TestTLSRegistryThroughCertsD(t *testing.T) {
 	}
 	assertNothingStored(t, s)
 
-	s2, _ := testService(t, Options{CertsDir: reg.CertsDir})
+	s2, _ := testService(t, Options{CertsDir: certsDir(t, reg)})
 	if _, err := s2.Pull(t.Context(), image, nil, PullOptions{}); err != nil {
 		t.Fatalf("pull with certs.d: %v", err)
 	}
@@ -105,19 +103,20 @@ func TestTLSRegistryThroughCertsD(t *testing.T) {
 // Acceptance 3 and 12: basic and token auth, right, wrong and missing
 // credentials; no secret anywhere afterwards.
 func TestAuthenticatedRegistries(t *testing.T) {
+	users := map[string]string{"alice": "correct-horse-battery"}
 	for _, tc := range []struct {
 		name string
-		opts regOptions
+		opts registrytest.Options
 	}{
-		{"basic", regOptions{TLS: true, Users: map[string]string{"alice": "correct-horse-battery"}}},
-		{"token", regOptions{TLS: true, Token: true, Users: map[string]string{"alice": "correct-horse-battery"}}},
+		{"basic", registrytest.Options{TLS: true, Htpasswd: users}},
+		{"token", registrytest.Options{TLS: true, Token: &registrytest.TokenOptions{Users: users}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			reg := startRegistry(t, tc.opts)
-			reg.push(t, "private/app:v1", simpleImage(t, "private"))
+			reg := registrytest.Start(t, tc.opts)
+			push(t, reg, "private/app:v1", simpleImage(t, "private"))
 			image := reg.Host + "/private/app:v1"
 			root := t.TempDir()
-			s, logs := testService(t, Options{Root: root, CertsDir: reg.CertsDir})
+			s, logs := testService(t, Options{Root: root, CertsDir: certsDir(t, reg)})
 			var outputs []string
 
 			wrong := keyring.Credential{Username: "alice", Password: "wrong-password-123", Source: keyring.Source{Kind: keyring.SourceSecret, Namespace: "team", Name: "stale", UID: "u-1"}}
@@ -161,23 +160,28 @@ func TestAuthenticatedRegistries(t *testing.T) {
 				t.Fatalf("CheckLogin(wrong) = %v, want ErrUnauthorized", err)
 			}
 			outputs = append(outputs, err.Error(), logs.String())
-			if tc.opts.Token && len(reg.tokens()) == 0 {
-				t.Fatal("token server issued no token: the test did not exercise token auth")
+			var tokens []string
+			if reg.TokenServer != nil {
+				tokens = reg.TokenServer.Tokens()
+				if len(tokens) == 0 {
+					t.Fatal("token server issued no token: the test did not exercise token auth")
+				}
 			}
 			s.Close()
-			assertNoSecrets(t, root, outputs, "alice", append(reg.tokens(), "correct-horse-battery", "wrong-password-123")...)
+			assertNoSecrets(t, root, outputs, "alice", append(tokens, "correct-horse-battery", "wrong-password-123")...)
 		})
 	}
 }
 
 // Acceptance 4: mirrors in order, then the registry itself.
 func TestMirrorsInOrderThenRegistry(t *testing.T) {
-	primary := startRegistry(t, regOptions{})
-	mirror := startRegistry(t, regOptions{})
+	primary := registrytest.Start(t, registrytest.Options{})
+	mirror := registrytest.Start(t, registrytest.Options{})
 	img := simpleImage(t, "mirrored")
-	primary.push(t, "app:v1", img)
-	mirror.push(t, "app:v1", img)
-	primaryProxy, mirrorProxy := newBlobProxy(t, primary), newBlobProxy(t, mirror)
+	push(t, primary, "app:v1", img)
+	push(t, mirror, "app:v1", img)
+	primaryProxy := registrytest.NewProxy(t, primary.Host, registrytest.ProxyOptions{})
+	mirrorProxy := registrytest.NewProxy(t, mirror.Host, registrytest.ProxyOptions{})
 	down := refusedAddr(t)
 	image := primaryProxy.Host + "/app:v1"
 
@@ -194,8 +198,8 @@ func TestMirrorsInOrderThenRegistry(t *testing.T) {
 	if _, err := s.Pull(t.Context(), image, nil, PullOptions{}); err != nil {
 		t.Fatalf("pull through mirrors: %v", err)
 	}
-	if mirrorProxy.total() == 0 || primaryProxy.total() != 0 {
-		t.Fatalf("blob GETs: mirror %d, primary %d; want all from the mirror", mirrorProxy.total(), primaryProxy.total())
+	if blobGets(mirrorProxy) == 0 || blobGets(primaryProxy) != 0 {
+		t.Fatalf("blob GETs: mirror %d, primary %d; want all from the mirror", blobGets(mirrorProxy), blobGets(primaryProxy))
 	}
 
 	// Every mirror down: the registry itself serves.
@@ -203,7 +207,7 @@ func TestMirrorsInOrderThenRegistry(t *testing.T) {
 	if _, err := s2.Pull(t.Context(), image, nil, PullOptions{}); err != nil {
 		t.Fatalf("pull with all mirrors down: %v", err)
 	}
-	if primaryProxy.total() == 0 {
+	if blobGets(primaryProxy) == 0 {
 		t.Fatal("registry itself not used when every mirror was down")
 	}
 
@@ -219,16 +223,36 @@ func TestMirrorsInOrderThenRegistry(t *testing.T) {
 // Acceptance 5: an index resolves to amd64; Docker schema 2 and OCI; gzip
 // and zstd.
 func TestIndexSchemasAndCompressions(t *testing.T) {
-	reg := startRegistry(t, regOptions{})
-	s, _ := testService(t, Options{RegistriesConfig: insecureConf(t, reg.Host)})
-	amd := testImage(t, true, "amd64", testLayer(t, "zstd", true, tfile{Name: "arch", Body: "amd64"}))
-	arm := testImage(t, true, "arm64", testLayer(t, "gzip", true, tfile{Name: "arch", Body: "arm64"}))
-	reg.push(t, "multi:v1", testIndex(t, map[string]v1.Image{"amd64": amd, "arm64": arm}))
-	reg.push(t, "docker-gzip:v1", testImage(t, false, "amd64", testLayer(t, "gzip", false, tfile{Name: "arch", Body: "docker gzip"})))
-	reg.push(t, "oci-zstd:v1", testImage(t, true, "amd64", testLayer(t, "zstd", true, tfile{Name: "arch", Body: "oci zstd"})))
-	reg.push(t, "oci-gzip:v1", testImage(t, true, "amd64", testLayer(t, "gzip", true, tfile{Name: "arch", Body: "oci gzip"})))
+	reg := registrytest.Start(t, registrytest.Options{})
+	s, _ := testService(t, Options{RegistriesConfig: insecureConf(t, reg.Host), Platform: amd64})
+	archImage := func(f imagetest.Format, c imagetest.Compression, arch, content string) v1.Image {
+		img, err := imagetest.Image(imagetest.ImageOptions{
+			Layers:    []v1.Layer{layer(t, c, imagetest.Reg("arch", content))},
+			MediaType: f,
+			Platform:  &v1.Platform{OS: "linux", Architecture: arch},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+	// Each platform has its own layer, so the unpacked file shows which
+	// one was chosen: an OCI index and a Docker manifest list.
+	for repo, f := range map[string]imagetest.Format{"multi": imagetest.OCI, "multi-docker": imagetest.Docker} {
+		idx, err := imagetest.Index(map[string]v1.Image{
+			"linux/amd64": archImage(f, imagetest.Zstd, "amd64", repo+" amd64"),
+			"linux/arm64": archImage(f, imagetest.Gzip, "arm64", repo+" arm64"),
+		}, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		push(t, reg, repo+":v1", idx)
+	}
+	push(t, reg, "docker-gzip:v1", testImage(t, imagetest.Docker, layer(t, imagetest.Gzip, imagetest.Reg("arch", "docker gzip"))))
+	push(t, reg, "oci-zstd:v1", testImage(t, imagetest.OCI, layer(t, imagetest.Zstd, imagetest.Reg("arch", "oci zstd"))))
+	push(t, reg, "oci-gzip:v1", testImage(t, imagetest.OCI, layer(t, imagetest.Gzip, imagetest.Reg("arch", "oci gzip"))))
 
-	for repo, want := range map[string]string{"multi": "amd64", "docker-gzip": "docker gzip", "oci-zstd": "oci zstd", "oci-gzip": "oci gzip"} {
+	for repo, want := range map[string]string{"multi": "multi amd64", "multi-docker": "multi-docker amd64", "docker-gzip": "docker gzip", "oci-zstd": "oci zstd", "oci-gzip": "oci gzip"} {
 		image := reg.Host + "/" + repo + ":v1"
 		img, err := s.Pull(t.Context(), image, nil, PullOptions{})
 		if err != nil {
@@ -267,30 +291,33 @@ func TestIndexSchemasAndCompressions(t *testing.T) {
 // Acceptance 7: a blob corrupted in transit fails the digest check and
 // nothing is stored.
 func TestCorruptedBlobIsRejected(t *testing.T) {
-	reg := startRegistry(t, regOptions{})
+	reg := registrytest.Start(t, registrytest.Options{})
 	big := strings.Repeat("0123456789abcdef", 64<<10)
-	layer := testLayer(t, "gzip", false, tfile{Name: "big", Body: big})
-	reg.push(t, "app:v1", testImage(t, false, "amd64", testLayer(t, "gzip", false, tfile{Name: "base", Body: "base"}), layer))
-	proxy := newBlobProxy(t, reg)
-	proxy.CorruptBlob(mustDigest(t, layer.Digest))
+	corrupt := layer(t, imagetest.Gzip, imagetest.Reg("big", big))
+	push(t, reg, "app:v1", testImage(t, imagetest.Docker, layer(t, imagetest.Gzip, imagetest.Reg("base", "base")), corrupt))
+	proxy := registrytest.NewProxy(t, reg.Host, registrytest.ProxyOptions{})
+	proxy.CorruptBlob(digestOf(t, corrupt))
 	s, _ := testService(t, Options{RegistriesConfig: insecureConf(t, proxy.Host)})
 	_, err := s.Pull(t.Context(), proxy.Host+"/app:v1", nil, PullOptions{})
 	if !errors.Is(err, ErrDigestMismatch) {
 		t.Fatalf("pull through corrupting proxy = %v, want ErrDigestMismatch", err)
+	}
+	if proxy.BlobGets(digestOf(t, corrupt)) == 0 {
+		t.Fatal("the corrupted blob was never fetched: the test did not exercise verification")
 	}
 	assertNothingStored(t, s)
 }
 
 // Acceptance 8: two concurrent pulls of one image fetch each blob once.
 func TestConcurrentPullsShareDownloads(t *testing.T) {
-	reg := startRegistry(t, regOptions{})
+	reg := registrytest.Start(t, registrytest.Options{})
 	var layers []v1.Layer
 	for _, body := range []string{"one", "two", "three"} {
-		layers = append(layers, testLayer(t, "gzip", false, tfile{Name: body, Body: strings.Repeat(body, 200000)}))
+		layers = append(layers, layer(t, imagetest.Gzip, imagetest.Reg(body, strings.Repeat(body, 200000))))
 	}
-	img := testImage(t, false, "amd64", layers...)
-	reg.push(t, "app:v1", img)
-	proxy := newBlobProxy(t, reg)
+	img := testImage(t, imagetest.Docker, layers...)
+	push(t, reg, "app:v1", img)
+	proxy := registrytest.NewProxy(t, reg.Host, registrytest.ProxyOptions{})
 	s, _ := testService(t, Options{RegistriesConfig: insecureConf(t, proxy.Host)})
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
@@ -307,9 +334,13 @@ func TestConcurrentPullsShareDownloads(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	blobs := []string{mustDigest(t, img.ConfigName)}
+	config, err := img.ConfigName()
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs := []string{config.String()}
 	for _, l := range layers {
-		blobs = append(blobs, mustDigest(t, l.Digest))
+		blobs = append(blobs, digestOf(t, l))
 	}
 	for _, d := range blobs {
 		if n := proxy.BlobGets(d); n != 1 {
@@ -320,18 +351,18 @@ func TestConcurrentPullsShareDownloads(t *testing.T) {
 
 // Acceptance 9: two images sharing a base layer store it once.
 func TestSharedBaseLayerStoredOnce(t *testing.T) {
-	reg := startRegistry(t, regOptions{})
-	base := testLayer(t, "gzip", false, tfile{Name: "etc/os-release", Body: "ID=peapod"})
-	reg.push(t, "a:v1", testImage(t, false, "amd64", base, testLayer(t, "gzip", false, tfile{Name: "a", Body: "a"})))
-	reg.push(t, "b:v1", testImage(t, false, "amd64", base, testLayer(t, "gzip", false, tfile{Name: "b", Body: "b"})))
-	proxy := newBlobProxy(t, reg)
+	reg := registrytest.Start(t, registrytest.Options{})
+	base := layer(t, imagetest.Gzip, imagetest.Reg("etc/os-release", "ID=peapod"))
+	push(t, reg, "a:v1", testImage(t, imagetest.Docker, base, layer(t, imagetest.Gzip, imagetest.Reg("a", "a"))))
+	push(t, reg, "b:v1", testImage(t, imagetest.Docker, base, layer(t, imagetest.Gzip, imagetest.Reg("b", "b"))))
+	proxy := registrytest.NewProxy(t, reg.Host, registrytest.ProxyOptions{})
 	s, _ := testService(t, Options{RegistriesConfig: insecureConf(t, proxy.Host)})
 	for _, r := range []string{"a:v1", "b:v1"} {
 		if _, err := s.Pull(t.Context(), proxy.Host+"/"+r, nil, PullOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := proxy.BlobGets(mustDigest(t, base.Digest)); n != 1 {
+	if n := proxy.BlobGets(digestOf(t, base)); n != 1 {
 		t.Errorf("shared base layer downloaded %d times, want once", n)
 	}
 	entries, _ := os.ReadDir(filepath.Join(s.Store().Dir(), "layers"))
@@ -360,27 +391,27 @@ func TestSharedBaseLayerStoredOnce(t *testing.T) {
 // Acceptance 10: the layers stacked with a real overlay mount give exactly
 // the image's file tree, whiteouts and opaque directories applied.
 func TestStackedLayersGiveTheImageTree(t *testing.T) {
-	reg := startRegistry(t, regOptions{})
-	l1 := testLayer(t, "gzip", false,
-		tfile{Name: "bin/", Type: tar.TypeDir},
-		tfile{Name: "bin/app", Body: "v1", Mode: 0o755},
-		tfile{Name: "etc/", Type: tar.TypeDir},
-		tfile{Name: "etc/config", Body: "old"},
-		tfile{Name: "etc/removed", Body: "gone soon"},
-		tfile{Name: "cache/", Type: tar.TypeDir},
-		tfile{Name: "cache/a", Body: "a"},
-		tfile{Name: "cache/b", Body: "b"},
-		tfile{Name: "link", Type: tar.TypeSymlink, Link: "bin/app"},
+	reg := registrytest.Start(t, registrytest.Options{})
+	l1 := layer(t, imagetest.Gzip,
+		imagetest.Dir("bin"),
+		imagetest.Reg("bin/app", "v1", 0o755),
+		imagetest.Dir("etc"),
+		imagetest.Reg("etc/config", "old"),
+		imagetest.Reg("etc/removed", "gone soon"),
+		imagetest.Dir("cache"),
+		imagetest.Reg("cache/a", "a"),
+		imagetest.Reg("cache/b", "b"),
+		imagetest.Symlink("link", "bin/app"),
 	)
-	l2 := testLayer(t, "zstd", true,
-		tfile{Name: "bin/app", Body: "v2", Mode: 0o755},
-		tfile{Name: "etc/.wh.removed"},
-		tfile{Name: "cache/", Type: tar.TypeDir, Mode: 0o700},
-		tfile{Name: "cache/.wh..wh..opq"},
-		tfile{Name: "cache/c", Body: "c"},
-		tfile{Name: "bin/hard", Type: tar.TypeLink, Link: "bin/app"},
+	l2 := layer(t, imagetest.Zstd,
+		imagetest.Reg("bin/app", "v2", 0o755),
+		imagetest.Whiteout("etc/removed"),
+		imagetest.File{Name: "cache/", Type: tar.TypeDir, Mode: 0o700},
+		imagetest.OpaqueDir("cache"),
+		imagetest.Reg("cache/c", "c"),
+		imagetest.File{Name: "bin/hard", Type: tar.TypeLink, Linkname: "bin/app"},
 	)
-	reg.push(t, "app:v1", testImage(t, true, "amd64", l1, l2))
+	push(t, reg, "app:v1", testImage(t, imagetest.OCI, l1, l2))
 	s, _ := testService(t, Options{RegistriesConfig: insecureConf(t, reg.Host)})
 	if _, err := s.Pull(t.Context(), reg.Host+"/app:v1", nil, PullOptions{}); err != nil {
 		t.Fatal(err)
@@ -415,4 +446,123 @@ func TestStackedLayersGiveTheImageTree(t *testing.T) {
 func sha4(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:4])
+}
+
+// pullRun is a pull running in its own goroutine; done closes when it ends.
+type pullRun struct {
+	done chan struct{}
+	err  error
+}
+
+// startPull pulls image in the background with the test's context. The
+// test does not end (and the service does not close) before it returns.
+func startPull(t *testing.T, s *Service, image string) *pullRun {
+	t.Helper()
+	r := &pullRun{done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		_, r.err = s.Pull(t.Context(), image, nil, PullOptions{})
+	}()
+	t.Cleanup(func() { <-r.done })
+	return r
+}
+
+func (r *pullRun) finished() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// finishedOrWaitingForSlot reports whether run finishes (true) or parks
+// waiting for a pull slot (false), whichever happens first. Waiting is seen
+// in the goroutine dump — a goroutine blocked in Service.acquire — so the
+// answer never depends on how long anything takes.
+func finishedOrWaitingForSlot(t *testing.T, run *pullRun) bool {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for range 60000 {
+		if run.finished() {
+			return true
+		}
+		n := runtime.Stack(buf, true)
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+			header, _, _ := strings.Cut(g, "\n")
+			if strings.Contains(header, "[select") && strings.Contains(g, "image.(*Service).acquire(") {
+				return false
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("the pull neither finished nor waited for a pull slot")
+	return false
+}
+
+// One slow image does not hold up the pull of another image, up to
+// max_parallel_pulls; beyond the bound a pull waits for a slot and runs
+// when one frees. "Slow" is the slow image's layer held at a proxy until
+// the test releases it, so every assertion follows from that ordering.
+func TestSlowImageDoesNotBlockOtherPulls(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	slowLayer := layer(t, imagetest.Gzip, imagetest.Reg("slow", "slow"))
+	push(t, reg, "slow:v1", testImage(t, imagetest.Docker, slowLayer))
+	push(t, reg, "fast:v1", testImage(t, imagetest.Docker, layer(t, imagetest.Gzip, imagetest.Reg("fast", "fast"))))
+	for _, tc := range []struct {
+		name     string
+		max      int
+		fastWait bool // whether the second pull must wait for the slow one
+	}{
+		{"two slots: the other image is pulled meanwhile", 2, false},
+		{"one slot: the other image waits for it", 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			proxy := registrytest.NewProxy(t, reg.Host, registrytest.ProxyOptions{})
+			s, _ := testService(t, Options{RegistriesConfig: insecureConf(t, proxy.Host), MaxParallelPulls: tc.max})
+			held := proxy.Hold(digestOf(t, slowLayer))
+			slow := startPull(t, s, proxy.Host+"/slow:v1")
+			select {
+			case <-held:
+			case <-slow.done:
+				t.Fatalf("slow pull ended (err = %v) before fetching its held layer", slow.err)
+			}
+
+			fast := startPull(t, s, proxy.Host+"/fast:v1")
+			fastFinished := finishedOrWaitingForSlot(t, fast)
+			switch {
+			case !tc.fastWait && !fastFinished:
+				t.Fatalf("with max_parallel_pulls = %d the pull of another image waited for the slow one", tc.max)
+			case !tc.fastWait && fast.err != nil:
+				t.Fatalf("pull of another image while the slow one is held: %v", fast.err)
+			case tc.fastWait && fastFinished:
+				t.Fatalf("with max_parallel_pulls = 1 the pull of another image ran (err = %v) while the slow one held the slot", fast.err)
+			}
+			if slow.finished() {
+				t.Fatalf("slow pull finished (err = %v) while its layer was held", slow.err)
+			}
+			if tc.fastWait {
+				for _, r := range proxy.Requests() {
+					if strings.Contains(r, "/v2/fast/") {
+						t.Errorf("the waiting pull reached the registry (%s) before a slot was free", r)
+					}
+				}
+			}
+
+			proxy.Release(digestOf(t, slowLayer))
+			<-slow.done
+			if slow.err != nil {
+				t.Fatalf("slow pull after release: %v", slow.err)
+			}
+			<-fast.done
+			if fast.err != nil {
+				t.Fatalf("pull of the other image after the slot freed: %v", fast.err)
+			}
+			for _, image := range []string{"slow:v1", "fast:v1"} {
+				if _, err := s.Status(proxy.Host + "/" + image); err != nil {
+					t.Errorf("Status(%s) after both pulls: %v", image, err)
+				}
+			}
+		})
+	}
 }
