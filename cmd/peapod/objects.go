@@ -115,6 +115,7 @@ func docNamespace(d *objects.Document, flags *nsFlags) (string, error) {
 	case own == "":
 		return flags.ns(), nil
 	case flags.explicit && flags.namespace != own:
+		//lint:ignore ST1005 kubectl's wording, which users search for
 		return "", fmt.Errorf("%s: the namespace from the provided object %q does not match the namespace %q. You must pass '--namespace=%s' to perform this operation.",
 			d.Where(), own, flags.namespace, own)
 	}

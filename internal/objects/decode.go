@@ -146,6 +146,7 @@ func Decode(source string, data []byte) ([]Document, error) {
 				Items []json.RawMessage `json:"items"`
 			}
 			if err := json.Unmarshal(js, &list); err != nil {
+				//lint:ignore ST1005 the API server's wording
 				fail(0, fmt.Errorf("List in version \"v1\" cannot be handled: %v", err))
 				continue
 			}

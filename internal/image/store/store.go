@@ -32,6 +32,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // ErrNotFound is returned when no image, layer or blob matches.
@@ -70,7 +71,7 @@ func Open(root string) (*Store, error) {
 	dbPath := filepath.Join(dir, "images.db")
 	db, err := bolt.Open(dbPath, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("open image store %s: database is in use by another process (is another peapod daemon using root %s?)", dbPath, root)
 		}
 		return nil, fmt.Errorf("open image store %s: %w", dbPath, err)
