@@ -27,9 +27,12 @@ deps:
 build:
 	$(GO) build -o $(BIN) ./cmd/peapod
 
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 vet:
 	$(GO) vet ./...
-	@out=$$(gofmt -l cmd internal test bench 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) run $(STATICCHECK) ./...
+	@out=$$(gofmt -l cmd internal test bench demo 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # test runs every test: unit, integration (real registry, runc, conmon, CNI,
 # kernel) and end-to-end tests of the built binary. Root is required.
