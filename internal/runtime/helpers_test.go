@@ -460,3 +460,8 @@ func nsInode(t testing.TB, pid int, ns string) string {
 	}
 	return l
 }
+
+func runOut(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	return string(out), err
+}
