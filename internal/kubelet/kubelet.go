@@ -1,0 +1,299 @@
+package kubelet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/utils/clock"
+
+	"github.com/peapod/peapod/internal/image/keyring"
+	"github.com/peapod/peapod/internal/kubelet/backoff"
+	"github.com/peapod/peapod/internal/kubelet/images"
+	"github.com/peapod/peapod/internal/kubelet/volumes"
+	"github.com/peapod/peapod/internal/store"
+)
+
+// Defaults for Options.
+const (
+	// DefaultResync is how often a pod worker looks at its pod without
+	// being woken (kubelet's PLEG relists every second).
+	DefaultResync = time.Second
+	// DefaultStatusResync bounds how stale a pod's status can be.
+	DefaultStatusResync = 10 * time.Second
+)
+
+// Options configure a Kubelet. Zero values are kubelet's defaults.
+type Options struct {
+	// Root is peapod's root; the kubelet uses ROOT/pods.
+	Root string
+	// NodeName is the node's name in events and spec.nodeName
+	// (default: the host name).
+	NodeName string
+	// HostIP is the node address pods see as status.hostIP (default:
+	// the address of the default route's interface, else 127.0.0.1).
+	HostIP string
+
+	Runtime Runtime
+	Store   Store
+	Images  images.Service
+	// NodeKeyring returns the node-level registry credentials (the auth
+	// files of peapod.toml), read at every pull.
+	NodeKeyring func() *keyring.Keyring
+
+	// ImagePullCredentialsVerificationPolicy and
+	// PreloadedImagesVerificationAllowlist are kubelet's settings of the
+	// same names (KEP-2535).
+	ImagePullCredentialsVerificationPolicy string
+	PreloadedImagesVerificationAllowlist   []string
+
+	// Back-offs: zero means kubelet's 10s doubling to 300s for both.
+	// Only tests shorten them (see the daemon's test setting).
+	ImagePullBackOffInitial, ImagePullBackOffMax time.Duration
+	CrashLoopBackOffInitial, CrashLoopBackOffMax time.Duration
+
+	// Resync is how often each worker re-examines its pod.
+	Resync time.Duration
+	Clock  clock.Clock
+	Logger *slog.Logger
+}
+
+// Kubelet runs the store's pods. Create with New, start with Run.
+type Kubelet struct {
+	opts    Options
+	rt      Runtime
+	store   Store
+	objects objectReader
+	images  *images.Manager
+	volumes *volumes.Manager
+	events  *recorder
+	clock   clock.Clock
+	log     *slog.Logger
+	crash   *backoff.Backoff
+	podsDir string
+	hostIP  string
+	node    string
+
+	memoryCapacity int64
+
+	mu      sync.Mutex
+	workers map[types.UID]*worker
+	wg      sync.WaitGroup
+}
+
+// New checks the options and returns a Kubelet that is not running yet.
+func New(opts Options) (*Kubelet, error) {
+	if opts.Root == "" || opts.Runtime == nil || opts.Store == nil || opts.Images == nil {
+		return nil, errors.New("kubelet: root, runtime, store and image service are required")
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Resync <= 0 {
+		opts.Resync = DefaultResync
+	}
+	if opts.NodeName == "" {
+		opts.NodeName, _ = os.Hostname()
+	}
+	if opts.HostIP == "" {
+		opts.HostIP = defaultHostIP()
+	}
+	if opts.CrashLoopBackOffInitial <= 0 {
+		opts.CrashLoopBackOffInitial = backoff.CrashLoopInitial
+	}
+	if opts.CrashLoopBackOffMax <= 0 {
+		opts.CrashLoopBackOffMax = backoff.CrashLoopMax
+	}
+	k := &Kubelet{
+		opts:           opts,
+		rt:             opts.Runtime,
+		store:          opts.Store,
+		objects:        objectReader{opts.Store},
+		clock:          opts.Clock,
+		log:            opts.Logger.With("component", "kubelet"),
+		podsDir:        filepath.Join(opts.Root, "pods"),
+		hostIP:         opts.HostIP,
+		node:           opts.NodeName,
+		memoryCapacity: memoryCapacity(),
+		workers:        map[types.UID]*worker{},
+	}
+	k.crash = backoff.New(opts.CrashLoopBackOffInitial, opts.CrashLoopBackOffMax, opts.Clock)
+	k.events = newRecorder(opts.Store, opts.Clock, opts.NodeName, k.log)
+	im, err := images.New(images.Options{
+		Images:         opts.Images,
+		NodeKeyring:    opts.NodeKeyring,
+		Recorder:       k.events,
+		Policy:         images.VerificationPolicy(opts.ImagePullCredentialsVerificationPolicy),
+		Allowlist:      opts.PreloadedImagesVerificationAllowlist,
+		InitialBackOff: opts.ImagePullBackOffInitial,
+		MaxBackOff:     opts.ImagePullBackOffMax,
+		Clock:          opts.Clock,
+		Logger:         k.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kubelet: %w", err)
+	}
+	k.images = im
+	k.volumes = &volumes.Manager{Root: k.podsDir, Objects: k.objects}
+	if err := os.MkdirAll(k.podsDir, 0o750); err != nil {
+		return nil, fmt.Errorf("kubelet: %w", err)
+	}
+	return k, nil
+}
+
+// defaultHostIP is the source address towards a public address (no packet
+// is sent), else loopback.
+func defaultHostIP() string {
+	c, err := net.Dial("udp", "192.0.2.1:9")
+	if err != nil {
+		return "127.0.0.1"
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).IP.String()
+}
+
+// Run starts a worker for every pod in the store and follows the store
+// until ctx ends. Pods keep running when it returns: a daemon that stops
+// does not stop its pods (the next Run adopts them).
+func (k *Kubelet) Run(ctx context.Context) error {
+	defer k.wg.Wait()
+	for {
+		err := k.listAndWatch(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		k.log.Warn("pod watch ended, listing again", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-k.clock.After(time.Second):
+		}
+	}
+}
+
+func (k *Kubelet) listAndWatch(ctx context.Context) error {
+	list, rv, err := k.store.List(ctx, "pods", "", store.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list pods: %w", err)
+	}
+	live := map[types.UID]bool{}
+	for _, o := range list {
+		p := o.(*corev1.Pod)
+		live[p.UID] = true
+		k.dispatch(ctx, p, false)
+	}
+	// Workers of pods that went while we were not watching.
+	k.mu.Lock()
+	for uid, w := range k.workers {
+		if !live[uid] {
+			w.update(nil, true)
+		}
+	}
+	k.mu.Unlock()
+	k.removeOrphans(ctx, live)
+
+	w, err := k.store.Watch(ctx, "pods", "", store.ListOptions{ResourceVersion: rv})
+	if err != nil {
+		return fmt.Errorf("watch pods: %w", err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return errors.New("watch closed")
+			}
+			switch ev.Type {
+			case watch.Added, watch.Modified:
+				k.dispatch(ctx, ev.Object.(*corev1.Pod), false)
+			case watch.Deleted:
+				k.dispatch(ctx, ev.Object.(*corev1.Pod), true)
+			case watch.Error:
+				return fmt.Errorf("watch pods: %v", apierrors.FromObject(ev.Object))
+			}
+		}
+	}
+}
+
+// dispatch hands a pod's new state to its worker, starting one if needed.
+func (k *Kubelet) dispatch(ctx context.Context, pod *corev1.Pod, deleted bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	w, ok := k.workers[pod.UID]
+	if !ok {
+		w = newWorker(k, pod)
+		k.workers[pod.UID] = w
+		k.wg.Add(1)
+		go func() {
+			defer k.wg.Done()
+			w.run(ctx)
+			k.mu.Lock()
+			if k.workers[pod.UID] == w {
+				delete(k.workers, pod.UID)
+			}
+			k.mu.Unlock()
+		}()
+	}
+	w.update(pod, deleted)
+}
+
+// removeOrphans stops and removes kubelet sandboxes whose pod is not in the
+// store (deleted while the daemon was down), after their grace period.
+func (k *Kubelet) removeOrphans(ctx context.Context, live map[types.UID]bool) {
+	resp, err := k.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		k.log.Warn("list sandboxes", "err", err)
+		return
+	}
+	for _, sb := range resp.GetItems() {
+		uid := types.UID(sb.GetMetadata().GetUid())
+		if live[uid] {
+			continue
+		}
+		k.mu.Lock()
+		_, hasWorker := k.workers[uid]
+		k.mu.Unlock()
+		if hasWorker {
+			continue
+		}
+		k.log.Info("removing the sandbox of a pod that no longer exists", "pod", sb.GetMetadata().GetNamespace()+"/"+sb.GetMetadata().GetName(), "sandbox", sb.GetId())
+		pod := &corev1.Pod{}
+		pod.Name, pod.Namespace, pod.UID = sb.GetMetadata().GetName(), sb.GetMetadata().GetNamespace(), uid
+		k.dispatch(ctx, pod, true)
+	}
+}
+
+// objectReader reads Secrets and ConfigMaps from the store.
+type objectReader struct{ s Store }
+
+func (o objectReader) Secret(ctx context.Context, ns, name string) (*corev1.Secret, error) {
+	obj, err := o.s.Get(ctx, "secrets", ns, name)
+	if err != nil {
+		return nil, err
+	}
+	return obj.(*corev1.Secret), nil
+}
+
+func (o objectReader) ConfigMap(ctx context.Context, ns, name string) (*corev1.ConfigMap, error) {
+	obj, err := o.s.Get(ctx, "configmaps", ns, name)
+	if err != nil {
+		return nil, err
+	}
+	return obj.(*corev1.ConfigMap), nil
+}
