@@ -47,7 +47,7 @@ func (f *fakeImages) Pull(_ context.Context, ref string, _ []keyring.Credential,
 	if err != nil {
 		return nil, err
 	}
-	img := &imagestore.Image{ID: digest.FromString(r.String()), RepoDigests: []string{r.Name() + "@" + string(digest.FromString("m" + r.String()))},
+	img := &imagestore.Image{ID: digest.FromString(r.String()), RepoDigests: []string{r.Name() + "@" + string(digest.FromString("m"+r.String()))},
 		Pulls: []imagestore.PullRecord{{Anonymous: true, Reference: r.String()}}}
 	f.present[r.String()] = img
 	f.present[img.ID.String()] = img
