@@ -173,6 +173,7 @@ func (r *Runtime) createContainer(ctx context.Context, sb *sandbox, c *container
 	if dir := sb.config.GetLogDirectory(); dir != "" && cfg.GetLogPath() != "" {
 		rec.LogPath = filepath.Join(dir, cfg.GetLogPath())
 	}
+	t0 := time.Now()
 	h, err := conmon.Create(ctx, conmon.Options{
 		ID: rec.ID, Bundle: rec.Bundle,
 		Conmon: r.opts.Conmon, RuncBinary: r.runc.Binary(), RuncRoot: r.runc.Root(),
@@ -182,6 +183,7 @@ func (r *Runtime) createContainer(ctx context.Context, sb *sandbox, c *container
 	if err != nil {
 		return err
 	}
+	r.log.Debug("container created", "container", rec.ID, "conmonCreate", time.Since(t0))
 	c.handle = h
 	rec.PID = h.ContainerPID
 	rec.State = int32(runtimeapi.ContainerState_CONTAINER_CREATED)

@@ -185,7 +185,7 @@ func newFixture(t testing.TB) *fixture {
 			},
 			Runc: "/usr/sbin/runc", Conmon: "/usr/bin/conmon",
 			Images: images,
-			Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+			Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: testLogLevel()})),
 		},
 		prefix: prefix,
 		cgroup: "/peapod-test-" + randHex(t, 4),
@@ -464,4 +464,12 @@ func nsInode(t testing.TB, pid int, ns string) string {
 func runOut(name string, args ...string) (string, error) {
 	out, err := exec.Command(name, args...).CombinedOutput()
 	return string(out), err
+}
+
+// testLogLevel is Warn, or Debug with PEAPOD_TEST_DEBUG=1 (phase timings).
+func testLogLevel() slog.Level {
+	if os.Getenv("PEAPOD_TEST_DEBUG") == "1" {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
 }

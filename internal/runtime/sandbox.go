@@ -114,8 +114,21 @@ func (r *Runtime) startSandbox(ctx context.Context, sb *sandbox) error {
 	}
 	rec.PauseImage = pause.Name
 
-	var ips []string
-	if !hostNetwork(cfg) {
+	// The network namespace exists first: the pause container joins it by
+	// path. CNI then configures it while the pause container is created,
+	// which takes the two slowest steps of a pod start off each other's
+	// path (the pause process does not look at the network), unless a
+	// sysctl of the pod names an interface CNI has yet to create.
+	t0 := time.Now()
+	type netResult struct {
+		ips []string
+		d   time.Duration
+		err error
+	}
+	netDone := make(chan netResult, 1)
+	if hostNetwork(cfg) {
+		netDone <- netResult{}
+	} else {
 		ns, err := netns.New(r.dirs.netns)
 		if err != nil {
 			return err
@@ -124,27 +137,65 @@ func (r *Runtime) startSandbox(ctx context.Context, sb *sandbox) error {
 		if err := r.putSandbox(rec); err != nil {
 			return err
 		}
-		res, err := r.net.Setup(ctx, cniPod(rec.ID, rec.NetNS, cfg))
-		if err != nil {
-			return err
+		setup := func() {
+			var nr netResult
+			res, err := r.net.Setup(ctx, cniPod(rec.ID, ns.Path(), cfg))
+			if err == nil {
+				for _, ip := range res.IPs {
+					nr.ips = append(nr.ips, ip.String())
+				}
+			}
+			nr.err, nr.d = err, time.Since(t0)
+			netDone <- nr
 		}
-		for _, ip := range res.IPs {
-			ips = append(ips, ip.String())
+		if interfaceSysctls(cfg) {
+			setup()
+		} else {
+			go setup()
 		}
-		rec.IPs = ips
 	}
-
+	waitNet := func() netResult {
+		nr := <-netDone
+		netDone <- nr // later waits see the same result
+		return nr
+	}
+	pidFile := filepath.Join(rec.Dir, "pause.pid")
+	if err := r.createPause(ctx, rec, cfg, pause, pidFile); err != nil {
+		waitNet()
+		return err
+	}
+	tPause := time.Since(t0)
+	nr := waitNet()
+	if nr.err != nil {
+		return nr.err
+	}
+	rec.IPs = nr.ips
 	hostname := cfg.GetHostname()
 	if hostname == "" && !hostNetwork(cfg) {
 		hostname = cfg.GetMetadata().GetName()
 	}
 	if _, err := dns.Write(dns.Config{
-		Dir: rec.Dir, Hostname: hostname, PodIPs: ips,
+		Dir: rec.Dir, Hostname: hostname, PodIPs: nr.ips,
 		HostNetwork: hostNetwork(cfg), DNS: cfg.GetDnsConfig(),
 	}); err != nil {
 		return err
 	}
+	r.log.Debug("sandbox phases", "sandbox", rec.ID, "network", nr.d, "pause", tPause)
+	pid, err := readPidFile(pidFile)
+	if err != nil {
+		return err
+	}
+	startTicks, err := procStart(pid)
+	if err != nil {
+		return fmt.Errorf("pause process %d: %w", pid, err)
+	}
+	rec.PausePID, rec.PauseStart, rec.Ready = pid, startTicks, true
+	return r.putSandbox(rec)
+}
 
+// createPause mounts the pod's /dev/shm (and a configured pause image) and
+// creates and starts the pause container.
+func (r *Runtime) createPause(ctx context.Context, rec *sandboxRecord, cfg *runtimeapi.PodSandboxConfig, pause *pauseImage, pidFile string) error {
 	if !hostIPC(cfg) {
 		shm := filepath.Join(rec.Dir, "shm")
 		if err := os.MkdirAll(shm, 0o755); err != nil {
@@ -158,13 +209,13 @@ func (r *Runtime) startSandbox(ctx context.Context, sb *sandbox) error {
 			return fmt.Errorf("mount pod /dev/shm: %w", err)
 		}
 	}
-
 	root := pause.Rootfs
 	if root == "" {
 		rec.PauseRootfs = filepath.Join(rec.Dir, "rootfs")
 		if err := r.putSandbox(rec); err != nil {
 			return err
 		}
+		var err error
 		if root, err = mountPause(rec.Dir, pause.Lowers); err != nil {
 			return err
 		}
@@ -179,23 +230,27 @@ func (r *Runtime) startSandbox(ctx context.Context, sb *sandbox) error {
 	if err := writeSpec(rec.Dir, s); err != nil {
 		return err
 	}
-	pidFile := filepath.Join(rec.Dir, "pause.pid")
 	if err := r.runc.Create(ctx, rec.ID, rec.Dir, pidFile); err != nil {
 		return err
 	}
-	if err := r.runc.Start(ctx, rec.ID); err != nil {
-		return err
+	return r.runc.Start(ctx, rec.ID)
+}
+
+// interfaceSysctls reports whether the pod sets a sysctl of one network
+// interface (net.ipv4.conf.eth0.*): it exists only once CNI has run.
+func interfaceSysctls(cfg *runtimeapi.PodSandboxConfig) bool {
+	for k := range cfg.GetLinux().GetSysctls() {
+		k = strings.ReplaceAll(k, "/", ".")
+		for _, p := range []string{"net.ipv4.conf.", "net.ipv6.conf.", "net.ipv4.neigh.", "net.ipv6.neigh."} {
+			if rest, ok := strings.CutPrefix(k, p); ok {
+				dev, _, _ := strings.Cut(rest, ".")
+				if dev != "all" && dev != "default" && dev != "lo" {
+					return true
+				}
+			}
+		}
 	}
-	pid, err := readPidFile(pidFile)
-	if err != nil {
-		return err
-	}
-	startTicks, err := procStart(pid)
-	if err != nil {
-		return fmt.Errorf("pause process %d: %w", pid, err)
-	}
-	rec.PausePID, rec.PauseStart, rec.Ready = pid, startTicks, true
-	return r.putSandbox(rec)
+	return false
 }
 
 func cniPod(id, nsPath string, cfg *runtimeapi.PodSandboxConfig) cni.Pod {

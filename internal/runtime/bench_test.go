@@ -1,0 +1,129 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// BenchmarkPodStart measures the time from RunPodSandbox to a running
+// container for a 1-container pod whose image is present (p50/p99 over
+// b.N pods), and the memory of the processes the runtime adds per running
+// pod: every process that appeared during the run and belongs to the test
+// (in its cgroup parent, naming its directories, or descending from this
+// process), minus the workloads themselves.
+//
+//	go test ./internal/runtime -run '^$' -bench PodStart -benchtime 50x
+func BenchmarkPodStart(b *testing.B) {
+	f := newFixture(b)
+	ctx := context.Background()
+	root := filepath.Dir(f.opts.Root)
+	f.runPod(f.v, f.podConfig("warm")) // bridge, pause rootfs, iptables chains
+	before := pids()
+	var lat []time.Duration
+	var workloads []int
+	b.ResetTimer()
+	for i := range b.N {
+		pod := f.podConfig(fmt.Sprintf("bench-%d", i))
+		start := time.Now()
+		resp, err := f.v.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: pod})
+		if err != nil {
+			b.Fatal(err)
+		}
+		c, err := f.v.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: resp.PodSandboxId, Config: ctrConfig("c", "sleep", "3600"), SandboxConfig: pod})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := f.v.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: c.ContainerId}); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+		_, ci := f.containerInfo(f.v, c.ContainerId)
+		workloads = append(workloads, ci.Pid)
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[(len(lat)*99)/100].Microseconds())/1000, "p99-ms")
+
+	self := os.Getpid()
+	var rss, pss, n int
+	for pid := range pids() {
+		if before[pid] || slices.Contains(workloads, pid) || pid == self {
+			continue
+		}
+		if !ours(pid, self, f.cgroup, root) {
+			continue
+		}
+		r, p := memory(pid)
+		rss, pss, n = rss+r, pss+p, n+1
+	}
+	b.ReportMetric(float64(rss)/float64(b.N)/1024, "helper-RSS-MiB/pod")
+	b.ReportMetric(float64(pss)/float64(b.N)/1024, "helper-PSS-MiB/pod")
+	b.ReportMetric(float64(n)/float64(b.N), "helper-procs/pod")
+}
+
+func pids() map[int]bool {
+	out := map[int]bool{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			out[pid] = true
+		}
+	}
+	return out
+}
+
+// ours reports whether pid belongs to this benchmark's pods.
+func ours(pid, self int, cgroup, dir string) bool {
+	if cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid)); err == nil && strings.Contains(string(cg), cgroup+"/") {
+		return true
+	}
+	if cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && strings.Contains(string(cmd), dir+"/") {
+		return true
+	}
+	for p := pid; p > 1; {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			return false
+		}
+		s := string(st)
+		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		pp, _ := strconv.Atoi(fields[1])
+		if pp == self {
+			return true
+		}
+		p = pp
+	}
+	return false
+}
+
+// memory returns the RSS and PSS of pid in KiB.
+func memory(pid int) (rss, pss int) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		v, _ := strconv.Atoi(f[1])
+		switch f[0] {
+		case "Rss:":
+			rss = v
+		case "Pss:":
+			pss = v
+		}
+	}
+	return rss, pss
+}
