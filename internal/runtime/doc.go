@@ -35,6 +35,19 @@
 // as containerd does: they live as long as the pause process, which is the
 // lifetime the CRI gives them.
 //
+// Network beside pause. The pinned namespace is made first; CNI configures
+// it while the pause container is being created (they do not depend on each
+// other), unless a pod sysctl names an interface CNI has yet to create.
+// Measured here (BenchmarkPodStart, 50 pods, 2 busy cores): RunPodSandbox +
+// CreateContainer + StartContainer p50 131 ms (195 ms sequential), p99
+// 158 ms. What is left is runc 1.1 itself: ~50 ms per `runc create`, once
+// for pause and once (under conmon) for the container. Pinning IPC/UTS in
+// files and running no pause at all when the PID namespace is not shared (as
+// CRI-O's drop_infra_ctr does) is the next step if that matters.
+//
+// Memory per running 1-container pod (every process the runtime added, not
+// the workload): 2 processes, pause + conmon, 2.7 MiB RSS and 0.42 MiB PSS.
+//
 // Lazy status. No goroutine watches containers: conmon writes an exit file,
 // and Status and List read it (a stat per running container). That is also
 // what makes a restarted daemon report exits that happened while it was down.
