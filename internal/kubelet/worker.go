@@ -78,15 +78,26 @@ func newWorker(k *Kubelet, pod *corev1.Pod) *worker {
 	}
 }
 
+// update gives the worker the pod's latest state. Only changes that ask
+// for work wake it: a new spec (generation), a deletion, a new pod; the
+// worker's own status writes do not, or every status write would trigger
+// another sync at once.
 func (w *worker) update(pod *corev1.Pod, deleted bool) {
 	w.mu.Lock()
+	wake := deleted || w.pod == nil
 	if pod != nil && pod.UID == w.uid {
+		old := w.pod
+		wake = wake || old.Generation != pod.Generation || (old.DeletionTimestamp == nil) != (pod.DeletionTimestamp == nil) ||
+			old.ResourceVersion == pod.ResourceVersion
 		w.pod = pod
 	}
 	if deleted {
 		w.deleted = true
 	}
 	w.mu.Unlock()
+	if !wake {
+		return
+	}
 	select {
 	case w.wake <- struct{}{}:
 	default:
