@@ -54,6 +54,7 @@ type Daemon struct {
 	Config string
 	Host   string // unix:///.../state/api.sock
 	cmd    *exec.Cmd
+	env    []string
 	log    *bytes.Buffer
 	done   chan error
 }
@@ -65,6 +66,9 @@ type Daemon struct {
 type DaemonOptions struct {
 	// Image is the body of the [image] table (keys only).
 	Image string
+	// Env is added to the daemon's environment ("KEY=value"), e.g. the
+	// pod manager's test setting PEAPOD_TEST_BACKOFF.
+	Env []string
 }
 
 // StartDaemon starts a daemon and waits until its API answers. It is
@@ -83,6 +87,7 @@ func StartDaemon(t testing.TB, opts DaemonOptions) *Daemon {
 		Config: filepath.Join(dir, "peapod.toml"),
 		log:    &bytes.Buffer{},
 		done:   make(chan error, 1),
+		env:    opts.Env,
 	}
 	d.Host = "unix://" + filepath.Join(d.State, "api.sock")
 	image := opts.Image
@@ -115,6 +120,9 @@ func (d *Daemon) start() {
 	d.t.Helper()
 	d.cmd = exec.Command(peapodBin, "daemon", "--root", d.Root, "--state", d.State, "--config", d.Config, "--log-level", "debug")
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if len(d.env) > 0 {
+		d.cmd.Env = append(os.Environ(), d.env...)
+	}
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatal(err)
 	}
