@@ -284,6 +284,10 @@ type objectReader struct{ s Store }
 
 func (o objectReader) Secret(ctx context.Context, ns, name string) (*corev1.Secret, error) {
 	obj, err := o.s.Get(ctx, "secrets", ns, name)
+	if apierrors.IsNotFound(err) {
+		// kubelet's wording: `secret "x" not found`
+		return nil, apierrors.NewNotFound(corev1.Resource("secret"), name)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -292,6 +296,9 @@ func (o objectReader) Secret(ctx context.Context, ns, name string) (*corev1.Secr
 
 func (o objectReader) ConfigMap(ctx context.Context, ns, name string) (*corev1.ConfigMap, error) {
 	obj, err := o.s.Get(ctx, "configmaps", ns, name)
+	if apierrors.IsNotFound(err) {
+		return nil, apierrors.NewNotFound(corev1.Resource("configmap"), name)
+	}
 	if err != nil {
 		return nil, err
 	}
