@@ -1,6 +1,7 @@
 package objects
 
 import (
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
@@ -28,6 +29,8 @@ func SetDefaults(obj Object) {
 		defaultSecret(o)
 	case *corev1.Namespace:
 		defaultNamespace(o)
+	case *appsv1.Deployment:
+		defaultDeployment(o)
 	case *corev1.Event:
 		if o.Type == "" {
 			o.Type = corev1.EventTypeNormal

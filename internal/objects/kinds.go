@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -75,6 +76,8 @@ var kinds = []Kind{
 		New: func() Object { return &corev1.ConfigMap{} }},
 	{GVK: corev1.SchemeGroupVersion.WithKind("Event"), Resource: "events", Singular: "event", ShortNames: []string{"ev"}, Namespaced: true,
 		New: func() Object { return &corev1.Event{} }},
+	{GVK: appsv1.SchemeGroupVersion.WithKind("Deployment"), Resource: "deployments", Singular: "deployment", ShortNames: []string{"deploy"}, Namespaced: true, HasGeneration: true,
+		New: func() Object { return &appsv1.Deployment{} }},
 }
 
 // Kinds returns every kind peapod stores.

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
@@ -41,6 +42,8 @@ func PrepareForUpdate(newObj, oldObj Object) {
 		n.Status = *oldObj.(*corev1.Pod).Status.DeepCopy()
 	case *corev1.Namespace:
 		n.Status = *oldObj.(*corev1.Namespace).Status.DeepCopy()
+	case *appsv1.Deployment:
+		n.Status = *oldObj.(*appsv1.Deployment).Status.DeepCopy()
 	}
 }
 
@@ -66,6 +69,8 @@ func ValidateUpdate(newObj, oldObj Object) error {
 		o := oldObj.(*corev1.ConfigMap)
 		same := reflect.DeepEqual(n.Data, o.Data) && reflect.DeepEqual(n.BinaryData, o.BinaryData)
 		errs = append(errs, immutableData(o.Immutable, n.Immutable, same)...)
+	case *appsv1.Deployment:
+		errs = append(errs, validateDeploymentUpdate(n, oldObj.(*appsv1.Deployment))...)
 	}
 	return invalid(k, newObj.GetName(), errs)
 }

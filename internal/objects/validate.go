@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
@@ -51,6 +52,8 @@ func validateObject(k Kind, obj Object) field.ErrorList {
 		errs = append(errs, validateConfigMap(o)...)
 	case *corev1.Event:
 		errs = append(errs, validateEvent(o)...)
+	case *appsv1.Deployment:
+		errs = append(errs, validateDeployment(o)...)
 	}
 	return errs
 }
