@@ -43,6 +43,7 @@ func New(images ImageService, nodeCreds NodeCredentials, log *slog.Logger) *Serv
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	s.routeImages()
 	s.routeCore()
+	s.routeApps()
 	return s
 }
 
