@@ -464,15 +464,23 @@ func (s *syncer) scaleCurrent(ctx context.Context, n int) error {
 	}
 	if len(s.cur) < n {
 		from := len(s.cur)
+		// Pods replacing lost ones at an unchanged count are no scaling:
+		// Kubernetes' ReplicaSet reports each created pod instead.
+		replacing := int(s.d.Status.UpdatedReplicas) >= n && s.d.Status.ObservedGeneration == s.d.Generation
 		for len(s.cur) < n {
 			p, err := s.c.createPod(ctx, s.d, s.hash)
 			if err != nil {
 				return err
 			}
 			s.cur = append(s.cur, p)
+			if replacing {
+				s.c.event(ctx, s.d, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: "+p.Name)
+			}
 		}
-		s.c.event(ctx, s.d, corev1.EventTypeNormal, "ScalingReplicaSet",
-			fmt.Sprintf("Scaled up replica set %s from %d to %d", s.groupName(), from, n))
+		if !replacing {
+			s.c.event(ctx, s.d, corev1.EventTypeNormal, "ScalingReplicaSet",
+				fmt.Sprintf("Scaled up replica set %s from %d to %d", s.groupName(), from, n))
+		}
 	}
 	return nil
 }

@@ -286,6 +286,40 @@ func TestScaleAndReplaceDeletedPods(t *testing.T) {
 	if n := len(h.pods("web")); n != 0 {
 		t.Errorf("scaled to 0: %d pods", n)
 	}
+
+	hash := objects.PodTemplateHash(&h.get("web").Spec.Template, nil)
+	evs := h.events()
+	for _, want := range []string{
+		"ScalingReplicaSet: Scaled up replica set web-" + hash + " from 0 to 2",
+		"ScalingReplicaSet: Scaled up replica set web-" + hash + " from 2 to 5",
+		"ScalingReplicaSet: Scaled down replica set web-" + hash + " from 5 to 2",
+		"SuccessfulCreate: Created pod: web-" + hash + "-",
+		"ScalingReplicaSet: Scaled down replica set web-" + hash + " from 2 to 0",
+	} {
+		if !strings.Contains(evs, want) {
+			t.Errorf("events lack %q:\n%s", want, evs)
+		}
+	}
+	if strings.Contains(evs, "from 1 to 2") {
+		t.Errorf("replacing a deleted pod was reported as scaling:\n%s", evs)
+	}
+}
+
+// events returns the Deployment events as "Reason: message" lines.
+func (h *harness) events() string {
+	h.t.Helper()
+	items, _, err := h.store.List(h.ctx, "events", "default", store.ListOptions{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var lines []string
+	for _, o := range items {
+		e := o.(*corev1.Event)
+		if e.InvolvedObject.Kind == "Deployment" && e.Source.Component == Component {
+			lines = append(lines, e.Reason+": "+e.Message)
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 func names(pods []*corev1.Pod) []string {
