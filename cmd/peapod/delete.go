@@ -79,7 +79,7 @@ func newDeleteCmd(g *globals) *cobra.Command {
 					errs = append(errs, err)
 					continue
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s %q deleted\n", it.kind.Singular, it.name)
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %q deleted\n", qualified(it.kind), it.name)
 			}
 			return errors.Join(errs...)
 		},

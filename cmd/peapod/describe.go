@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/peapod/peapod/internal/client"
@@ -158,6 +159,8 @@ func describe(ctx context.Context, w io.Writer, c *client.Client, kind objects.K
 		for key, v := range x.BinaryData {
 			k.line(key, fmt.Sprintf("%d bytes", len(v)))
 		}
+	case *appsv1.Deployment:
+		describeDeployment(k, x)
 	case *corev1.Namespace:
 		mapLines(k, "Labels", x.Labels)
 		mapLines(k, "Annotations", x.Annotations)

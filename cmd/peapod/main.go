@@ -54,6 +54,7 @@ func newRoot() *cobra.Command {
 		newLoginCmd(g),
 		newLogoutCmd(),
 		newApplyCmd(g), newCreateCmd(g), newGetCmd(g), newDescribeCmd(g), newDeleteCmd(g),
+		newScaleCmd(g),
 	)
 	return root
 }

@@ -127,7 +127,7 @@ func docNamespace(d *objects.Document, flags *nsFlags) (string, error) {
 func docError(d *objects.Document, op string, err error) error {
 	msg := err.Error()
 	if apierrors.IsInvalid(asAPI(err)) {
-		msg = "The " + msg
+		msg = "The " + unqualifiedInvalid(asAPI(err), msg)
 	}
 	if nf, ns := missingNamespace(err); nf {
 		msg += fmt.Sprintf("\n  create the namespace first: peapod create namespace %s", ns)
@@ -148,7 +148,7 @@ func missingNamespace(err error) (bool, string) {
 }
 
 // ref is kubectl's lower-case `kind/name` form.
-func ref(k objects.Kind, name string) string { return k.Singular + "/" + name }
+func ref(k objects.Kind, name string) string { return qualified(k) + "/" + name }
 
 // planned is one document's change: create, patch or nothing.
 type planned struct {

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
@@ -47,6 +48,8 @@ func columns(k objects.Kind, wide bool) []string {
 		return []string{"NAME", "STATUS", "AGE"}
 	case "events":
 		return []string{"LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"}
+	case "deployments":
+		return deploymentColumns(wide)
 	}
 	return []string{"NAME", "AGE"}
 }
@@ -83,6 +86,8 @@ func row(o objects.Object, wide bool) []string {
 		return []string{x.Name, strconv.Itoa(len(x.Data) + len(x.BinaryData)), age(x.CreationTimestamp)}
 	case *corev1.Namespace:
 		return []string{x.Name, string(x.Status.Phase), age(x.CreationTimestamp)}
+	case *appsv1.Deployment:
+		return deploymentRow(x, wide)
 	case *corev1.Event:
 		return []string{eventLastSeen(x), x.Type, x.Reason, strings.ToLower(x.InvolvedObject.Kind) + "/" + x.InvolvedObject.Name, strings.TrimSpace(x.Message)}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/peapod/peapod/internal/apiserver"
 	"github.com/peapod/peapod/internal/config"
+	"github.com/peapod/peapod/internal/controller/deployment"
 	"github.com/peapod/peapod/internal/image"
 	"github.com/peapod/peapod/internal/image/keyring"
 	objstore "github.com/peapod/peapod/internal/store"
@@ -45,6 +46,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer objects.Close()
 	defer context.AfterFunc(ctx, objects.StopWatches)()
+	// The deployment controller keeps each Deployment's pods in the store.
+	dctx, stopDeployments := context.WithCancel(ctx)
+	deploymentsDone := make(chan struct{})
+	go func() {
+		defer close(deploymentsDone)
+		_ = deployment.New(deployment.Options{Store: objects, Logger: log}).Run(dctx)
+	}()
+	defer func() { stopDeployments(); <-deploymentsDone }()
 
 	authFiles := cfg.AuthFilePaths()
 	srv := apiserver.New(images, nodeCredentials(authFiles, log), log)
