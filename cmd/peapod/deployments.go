@@ -156,6 +156,7 @@ func newScaleCmd(g *globals) *cobra.Command {
 				return errors.New("required flag(s) \"replicas\" not set")
 			}
 			if replicas < 0 {
+				//lint:ignore ST1005 kubectl's wording
 				return errors.New("The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0")
 			}
 			targets, err := parseTargets(args)
