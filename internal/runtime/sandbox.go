@@ -230,10 +230,7 @@ func (r *Runtime) createPause(ctx context.Context, rec *sandboxRecord, cfg *runt
 	if err := writeSpec(rec.Dir, s); err != nil {
 		return err
 	}
-	if err := r.runc.Create(ctx, rec.ID, rec.Dir, pidFile); err != nil {
-		return err
-	}
-	return r.runc.Start(ctx, rec.ID)
+	return r.runPause(ctx, rec.ID, rec.Dir, pidFile)
 }
 
 // interfaceSysctls reports whether the pod sets a sysctl of one network
