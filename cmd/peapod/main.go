@@ -54,6 +54,7 @@ func newRoot() *cobra.Command {
 		newLoginCmd(g),
 		newLogoutCmd(),
 		newApplyCmd(g), newCreateCmd(g), newGetCmd(g), newDescribeCmd(g), newDeleteCmd(g),
+		newLogsCmd(g), newExecCmd(g), newAttachCmd(g), newPortForwardCmd(g), newCpCmd(g),
 		newScaleCmd(g),
 	)
 	return root

@@ -102,7 +102,24 @@ func (k *Kubelet) Exec(ctx context.Context, ns, name, container string, cmd []st
 	if s.Stderr != nil {
 		errw = s.Stderr
 	}
-	code, err := h.Runc().Exec(ctx, h.ID, proc, s.Stdin, out, errw, s.TTY)
+	// runc gets a real pipe as stdin: with any other reader os/exec would
+	// wait, after the command ended, for the client's input to end too (a
+	// terminal's never does).
+	var stdin io.Reader
+	if s.Stdin != nil {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return -1, fmt.Errorf("exec in pod %s: %w", name, err)
+		}
+		defer pr.Close()
+		defer pw.Close()
+		go func() {
+			_, _ = io.Copy(pw, s.Stdin)
+			pw.Close()
+		}()
+		stdin = pr
+	}
+	code, err := h.Runc().Exec(ctx, h.ID, proc, stdin, out, errw, s.TTY)
 	if err != nil {
 		return -1, fmt.Errorf("exec in pod %s: %w", name, err)
 	}
@@ -148,7 +165,12 @@ func (k *Kubelet) Attach(ctx context.Context, ns, name, container string, s Stre
 	if err != nil {
 		return fmt.Errorf("attach to pod %s: %w", name, err)
 	}
-	conn, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: h.AttachSocket(), Net: "unixpacket"})
+	// conmon binds the socket in the bundle (through a short symlink it
+	// may remove once bound).
+	conn, err := dialAttach(filepath.Join(bundle, "attach"))
+	if err != nil {
+		conn, err = dialAttach(h.AttachSocket())
+	}
 	if err != nil {
 		return fmt.Errorf("attach to pod %s: %w", name, err)
 	}
@@ -207,6 +229,19 @@ func (k *Kubelet) Attach(ctx context.Context, ns, name, container string, s Stre
 	case <-ctx.Done():
 		return nil
 	}
+}
+
+// dialAttach connects to conmon's attach socket. Its path can be longer
+// than a socket address may be (108 bytes), so it is reached through an
+// open descriptor of its directory, as conmon itself binds it.
+func dialAttach(path string) (*net.UnixConn, error) {
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	short := fmt.Sprintf("/proc/self/fd/%d/%s", dir.Fd(), filepath.Base(path))
+	return net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: short, Net: "unixpacket"})
 }
 
 // DialPod connects to port on the pod's loopback from inside its network
