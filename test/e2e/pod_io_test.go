@@ -13,8 +13,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/peapod/peapod/internal/registrytest"
 )
@@ -324,5 +327,118 @@ func TestPodIO(t *testing.T) {
 		if code == 0 {
 			t.Errorf("cp of a missing file succeeded; stderr %q", errOut)
 		}
+	})
+}
+
+const ttyPod = `apiVersion: v1
+kind: Pod
+metadata:
+  name: tty
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: %s
+    stdin: true
+    tty: true
+    command: ["sh", "-c", "read a; echo got-$a; stty size; while read b; do stty size; done"]
+`
+
+// openPty opens a pseudo-terminal pair of the given size.
+func openPty(t *testing.T, rows, cols uint16) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetWinsize(int(m.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(); s.Close() })
+	return m, s
+}
+
+// TestPodIOAttachTTY attaches to a container's terminal from a local
+// terminal: input reaches the container, the local size is the
+// container's, and a resize of the local terminal follows.
+func TestPodIOAttachTTY(t *testing.T) {
+	d := startPodDaemon(t)
+	reg := busyboxRegistry(t, d, registrytest.Options{TLS: true}, "busybox:tty")
+	cleanupPods(t, d, "default")
+	apply(t, d, "tty.yaml", fmt.Sprintf(ttyPod, reg.Ref("busybox:tty")))
+	waitStatus(t, d, "default", "tty", "Running", 90*time.Second)
+
+	master, slave := openPty(t, 33, 101)
+	cmd := exec.Command(peapodBin, "attach", "-it", "tty")
+	cmd.Env = append(os.Environ(), "PEAPOD_HOST="+d.Host)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	out := make(chan string, 100)
+	go func() {
+		defer close(out)
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			if n > 0 {
+				out <- string(buf[:n])
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var seen strings.Builder
+	expect := func(want string) {
+		t.Helper()
+		deadline := time.After(20 * time.Second)
+		for !strings.Contains(seen.String(), want) {
+			select {
+			case s, ok := <-out:
+				if !ok {
+					t.Fatalf("terminal closed without %q; got %q", want, seen.String())
+				}
+				seen.WriteString(s)
+			case <-deadline:
+				t.Fatalf("no %q on the terminal within 20s; got %q", want, seen.String())
+			}
+		}
+	}
+	// The CLI copies input only once it is attached: nothing is lost.
+	if _, err := master.WriteString("hello\r"); err != nil {
+		t.Fatal(err)
+	}
+	expect("got-hello")
+	expect("33 101")
+	if err := unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 40, Col: 120}); err != nil {
+		t.Fatal(err)
+	}
+	// The resize goes to conmon beside the input, not in order with it:
+	// ask for the size until the new one shows.
+	waitFor(t, 20*time.Second, "the container's terminal to follow the resize", func() (bool, string) {
+		if _, err := master.WriteString("x\r"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case s := <-out:
+			seen.WriteString(s)
+		case <-time.After(200 * time.Millisecond):
+		}
+		return strings.Contains(seen.String(), "40 120"), seen.String()
 	})
 }
