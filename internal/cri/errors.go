@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/peapod/peapod/internal/image"
+	"github.com/peapod/peapod/internal/runtime"
 )
 
 // codedErrors maps the errors of the layers below to gRPC codes. The first
@@ -25,6 +26,10 @@ var codedErrors = []struct {
 	{image.ErrDigestMismatch, codes.DataLoss},
 	{image.ErrDiskFull, codes.ResourceExhausted},
 	{image.ErrNotFound, codes.NotFound},
+	{runtime.ErrNotFound, codes.NotFound},
+	{runtime.ErrAlreadyExists, codes.AlreadyExists},
+	{runtime.ErrNotReady, codes.FailedPrecondition},
+	{runtime.ErrInvalidArgument, codes.InvalidArgument},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 	{context.Canceled, codes.Canceled},
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 
@@ -112,9 +113,22 @@ func (s *Server) ownExec(ctx context.Context, id string, cmd []string, stdin io.
 		for range resize {
 		}
 	}()
+	// exec.Cmd waits for the copy of a non-file stdin to end, which a
+	// terminal never does; a pipe of our own lets the exec end with its
+	// process, and closing it ends the copy.
 	var in io.Reader
 	if stdin != nil {
-		in = stdin
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return fmt.Errorf("exec in container %s: %w", id, err)
+		}
+		defer pr.Close()
+		defer pw.Close()
+		go func() {
+			_, _ = io.Copy(pw, stdin)
+			pw.Close()
+		}()
+		in = pr
 	}
 	var out, errw io.Writer = io.Discard, io.Discard
 	if stdout != nil {
@@ -173,7 +187,12 @@ func (s *Server) ownAttach(ctx context.Context, id string, stdin io.Reader, stdo
 	if err != nil {
 		return fmt.Errorf("attach to container %s: %w", id, err)
 	}
-	conn, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: h.AttachSocket(), Net: "unixpacket"})
+	// conmon binds the socket through the short symlink of SocketDir and
+	// then removes the link: the socket itself is in the bundle.
+	conn, err := dialAttach(filepath.Join(info.Bundle, "attach"))
+	if err != nil {
+		conn, err = dialAttach(h.AttachSocket())
+	}
 	if err != nil {
 		return fmt.Errorf("attach to container %s: %w", id, err)
 	}
@@ -235,6 +254,19 @@ func (s *Server) ownAttach(ctx context.Context, id string, stdin io.Reader, stdo
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// dialAttach connects to conmon's attach socket through an O_PATH handle
+// on its directory, so that a path longer than a sockaddr_un holds (108
+// bytes) still works.
+func dialAttach(path string) (*net.UnixConn, error) {
+	dir, err := unix.Open(filepath.Dir(path), unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", filepath.Dir(path), err)
+	}
+	defer unix.Close(dir)
+	short := fmt.Sprintf("/proc/self/fd/%d/%s", dir, filepath.Base(path))
+	return net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: short, Net: "unixpacket"})
 }
 
 // ownPortForward dials port on the sandbox's loopback from inside its

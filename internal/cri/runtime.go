@@ -6,6 +6,7 @@ import (
 	"github.com/peapod/peapod/internal/image"
 	"github.com/peapod/peapod/internal/image/keyring"
 	"github.com/peapod/peapod/internal/image/store"
+	"github.com/peapod/peapod/internal/runtime"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -55,4 +56,11 @@ type Images interface {
 	Remove(nameOrID string) error
 }
 
-var _ Images = (*image.Service)(nil)
+var (
+	_ Images  = (*image.Service)(nil)
+	_ Runtime = (*runtime.View)(nil)
+)
+
+// Owner is the runtime owner of the CRI's sandboxes: the daemon passes
+// runtime.For(Owner), and nothing else uses that owner.
+const Owner = "cri"

@@ -4,17 +4,22 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 
 	"github.com/peapod/peapod/internal/apiserver"
 	"github.com/peapod/peapod/internal/config"
 	"github.com/peapod/peapod/internal/controller/deployment"
+	"github.com/peapod/peapod/internal/cri"
 	"github.com/peapod/peapod/internal/image"
 	"github.com/peapod/peapod/internal/image/keyring"
+	"github.com/peapod/peapod/internal/runtime"
 	objstore "github.com/peapod/peapod/internal/store"
 )
 
@@ -55,12 +60,53 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}()
 	defer func() { stopDeployments(); <-deploymentsDone }()
 
+	rt, err := runtime.New(ctx, runtime.Options{
+		Root: cfg.Root, State: cfg.State, Network: cfg.Network,
+		Runc: lookPath(cfg.Runtime.Runc), Conmon: lookPath(cfg.Runtime.Conmon), PauseImage: cfg.Runtime.PauseImage,
+		Images: images, Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	defer rt.Close()
+	criSrv, err := cri.New(cri.Options{
+		Runtime: rt.For(cri.Owner), Images: images, Logger: log,
+		ImageFsDir:     filepath.Join(cfg.Root, "image"),
+		ContainerFsDir: filepath.Join(cfg.Root, "runtime", "containers"),
+		ContainersDir:  filepath.Join(cfg.Root, "runtime", "containers"),
+		NetworkReady:   func(context.Context) error { return rt.NetworkReady() },
+		PinnedImages:   []string{cmp.Or(cfg.Runtime.PauseImage, runtime.LocalPauseImage)},
+	})
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	criDone := make(chan error, 1)
+	go func() { criDone <- criSrv.Serve(ctx, CRISocket(cfg.State)); cancel() }()
+
 	authFiles := cfg.AuthFilePaths()
 	srv := apiserver.New(images, nodeCredentials(authFiles, log), log)
 	srv.SetObjectStore(objects)
 	log.Info("peapod daemon started", "root", cfg.Root, "state", cfg.State, "authFiles", authFiles)
-	return srv.Serve(ctx, APISocket(cfg.State))
+	err = srv.Serve(ctx, APISocket(cfg.State))
+	cancel()
+	return errors.Join(err, <-criDone)
 }
+
+// lookPath resolves a binary named without a path (conmon accepts only an
+// absolute runtime path); a name not found is kept for the error to name.
+func lookPath(name string) string {
+	if p, err := exec.LookPath(name); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs
+		}
+	}
+	return name
+}
+
+// CRISocket is the CRI socket's path for a state directory.
+func CRISocket(state string) string { return filepath.Join(state, "peapod.sock") }
 
 // nodeCredentials reads the node-level auth files at every lookup, so that
 // a login or an edited file takes effect without restarting the daemon. A
