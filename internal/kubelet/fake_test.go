@@ -21,6 +21,11 @@ type fakeRuntime struct {
 	containers map[string]*fakeContainer
 	stops      []int64 // timeouts of StopContainer calls on running containers
 	created    []string
+	// exec answers ExecSync when set (probes); nil: exit 0 with "ok".
+	exec  func(name string, cmd []string) (*runtimeapi.ExecSyncResponse, error)
+	execs []string // "<container> <cmd>" of every ExecSync
+	// reopened lists the containers whose log was reopened.
+	reopened []string
 }
 
 type fakeSandbox struct {
@@ -199,11 +204,31 @@ func (f *fakeRuntime) ListContainers(_ context.Context, r *runtimeapi.ListContai
 	return resp, nil
 }
 
-func (f *fakeRuntime) ExecSync(context.Context, *runtimeapi.ExecSyncRequest) (*runtimeapi.ExecSyncResponse, error) {
+func (f *fakeRuntime) ExecSync(_ context.Context, r *runtimeapi.ExecSyncRequest) (*runtimeapi.ExecSyncResponse, error) {
+	f.mu.Lock()
+	c, ok := f.containers[r.GetContainerId()]
+	if !ok || c.state != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		f.mu.Unlock()
+		return nil, fmt.Errorf("container %s is not running", r.GetContainerId())
+	}
+	name := c.cfg.GetMetadata().GetName()
+	f.execs = append(f.execs, name+" "+strings.Join(r.GetCmd(), " "))
+	exec := f.exec
+	f.mu.Unlock()
+	if exec != nil {
+		return exec(name, r.GetCmd())
+	}
 	return &runtimeapi.ExecSyncResponse{Stdout: []byte("ok\n")}, nil
 }
 
-func (f *fakeRuntime) ReopenContainerLog(context.Context, *runtimeapi.ReopenContainerLogRequest) (*runtimeapi.ReopenContainerLogResponse, error) {
+func (f *fakeRuntime) ReopenContainerLog(_ context.Context, r *runtimeapi.ReopenContainerLogRequest) (*runtimeapi.ReopenContainerLogResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.containers[r.GetContainerId()]
+	if !ok || c.state != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		return nil, fmt.Errorf("container %s is not running", r.GetContainerId())
+	}
+	f.reopened = append(f.reopened, c.cfg.GetMetadata().GetName())
 	return &runtimeapi.ReopenContainerLogResponse{}, nil
 }
 

@@ -87,6 +87,7 @@ func (h *harness) newKubelet() *Kubelet {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	k.probes.manual = true // tests run the probes with probeAll
 	return k
 }
 

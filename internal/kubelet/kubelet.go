@@ -81,6 +81,7 @@ type Kubelet struct {
 	clock   clock.Clock
 	log     *slog.Logger
 	crash   *backoff.Backoff
+	probes  *prober
 	podsDir string
 	hostIP  string
 	node    string
@@ -131,6 +132,7 @@ func New(opts Options) (*Kubelet, error) {
 		memoryCapacity: memoryCapacity(),
 		workers:        map[types.UID]*worker{},
 	}
+	k.probes = newProber(k)
 	k.crash = backoff.New(opts.CrashLoopBackOffInitial, opts.CrashLoopBackOffMax, opts.Clock)
 	k.events = newRecorder(opts.Store, opts.Clock, opts.NodeName, k.log)
 	im, err := images.New(images.Options{
@@ -251,6 +253,20 @@ func (k *Kubelet) dispatch(ctx context.Context, pod *corev1.Pod, deleted bool) {
 		}()
 	}
 	w.update(pod, deleted)
+}
+
+// wakePod makes a pod's worker sync now (a probe result changed).
+func (k *Kubelet) wakePod(uid types.UID) {
+	k.mu.Lock()
+	w := k.workers[uid]
+	k.mu.Unlock()
+	if w == nil {
+		return
+	}
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
 }
 
 // removeOrphans stops and removes kubelet sandboxes whose pod is not in the

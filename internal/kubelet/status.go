@@ -165,7 +165,7 @@ func (w *worker) containerStatus(pod *corev1.Pod, c *corev1.Container, st *podSt
 	switch {
 	case cur != nil && cur.running():
 		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(cur.started)}
-		cs.Ready = !init
+		cs.Ready = !init && w.k.probes.ready(cur.id, c)
 		if prev != nil && prev.exited() {
 			cs.LastTerminationState.Terminated = terminated(prev)
 		}
@@ -188,7 +188,7 @@ func (w *worker) containerStatus(pod *corev1.Pod, c *corev1.Container, st *podSt
 		}
 		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: reason}
 	}
-	started := cs.State.Running != nil
+	started := cs.State.Running != nil && (init || w.k.probes.started(cur.id, c))
 	cs.Started = &started
 	return cs
 }

@@ -170,6 +170,7 @@ func (w *worker) sync(ctx context.Context) bool {
 	}
 	if terminal(pod.Status.Phase) {
 		// A finished pod keeps its status; nothing runs any more.
+		k.probes.removePod(w.uid)
 		if sb := st.current(); sb != nil && sb.ready {
 			w.stopSandbox(ctx, pod, st, sb, 0)
 		}
@@ -230,6 +231,7 @@ func (w *worker) cleanup(pod *corev1.Pod) {
 	if pod.Name != "" {
 		_ = os.RemoveAll(k.LogDir(pod))
 	}
+	k.probes.removePod(w.uid)
 	k.images.ForgetPod(w.uid)
 	k.crash.DeletePrefix(string(w.uid) + "_")
 	k.events.forget(w.uid)
@@ -358,7 +360,9 @@ func (w *worker) syncPod(ctx context.Context, pod *corev1.Pod, st *podState) {
 				w.start(ctx, pod, c, false, sb, st, vols)
 			case cs.running():
 				delete(w.waiting, c.Name)
-				if cs.hash != "" && cs.hash != containerHash(c) {
+				if t, failed := k.probes.failed(cs.id, c); failed {
+					w.killUnhealthy(ctx, pod, c, cs, t)
+				} else if cs.hash != "" && cs.hash != containerHash(c) {
 					w.event(pod, fieldPath(c, false), corev1.EventTypeNormal, EventKilling, fmt.Sprintf("Container %s definition changed, will be restarted", c.Name))
 					grace := objects.DefaultTerminationGracePeriodSeconds
 					if pod.Spec.TerminationGracePeriodSeconds != nil {
@@ -384,7 +388,30 @@ func (w *worker) syncPod(ctx context.Context, pod *corev1.Pod, st *podState) {
 		st = st2
 	}
 	w.gc(ctx, pod, st)
+	k.probes.sync(ctx, pod, st, st.current())
 	w.lastState = st
+}
+
+// killUnhealthy stops a container whose liveness or startup probe failed,
+// with kubelet's Killing event; restartPolicy then decides whether it
+// comes back.
+func (w *worker) killUnhealthy(ctx context.Context, pod *corev1.Pod, c *corev1.Container, cs *containerState, t probeType) {
+	msg := fmt.Sprintf("Container %s failed %s probe", c.Name, strings.ToLower(t.String()))
+	if pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
+		msg += ", will be restarted"
+	}
+	w.event(pod, fieldPath(c, false), corev1.EventTypeNormal, EventKilling, msg)
+	grace := objects.DefaultTerminationGracePeriodSeconds
+	if pod.Spec.TerminationGracePeriodSeconds != nil {
+		grace = *pod.Spec.TerminationGracePeriodSeconds
+	}
+	if spec := t.spec(c); spec != nil && spec.TerminationGracePeriodSeconds != nil {
+		grace = *spec.TerminationGracePeriodSeconds
+	}
+	if _, err := w.k.rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: cs.id, Timeout: grace}); err != nil {
+		w.k.log.Warn("stop unhealthy container", "pod", podString(pod), "container", c.Name, "err", err)
+	}
+	w.next = 0
 }
 
 // fillIPs puts the sandbox's addresses into the pod copy used for env and
