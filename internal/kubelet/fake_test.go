@@ -199,7 +199,8 @@ func (f *fakeRuntime) ListContainers(_ context.Context, r *runtimeapi.ListContai
 			continue
 		}
 		resp.Containers = append(resp.Containers, &runtimeapi.Container{Id: c.id, PodSandboxId: c.sandbox, Metadata: c.cfg.GetMetadata(),
-			State: c.state, CreatedAt: c.created, Labels: c.cfg.GetLabels(), Annotations: c.cfg.GetAnnotations()})
+			State: c.state, CreatedAt: c.created, Labels: c.cfg.GetLabels(), Annotations: c.cfg.GetAnnotations(),
+			Image: c.cfg.GetImage(), ImageRef: c.cfg.GetImage().GetImage()})
 	}
 	return resp, nil
 }

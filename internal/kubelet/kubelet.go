@@ -63,6 +63,35 @@ type Options struct {
 	ImagePullBackOffInitial, ImagePullBackOffMax time.Duration
 	CrashLoopBackOffInitial, CrashLoopBackOffMax time.Duration
 
+	// ContainerLogMaxSize and ContainerLogMaxFiles are kubelet's
+	// containerLogMaxSize (bytes) and containerLogMaxFiles: a running
+	// container's log is rotated when it grows beyond the size, and at
+	// most that many files (the current one included) are kept. Checked
+	// every LogRotateInterval.
+	ContainerLogMaxSize  int64
+	ContainerLogMaxFiles int
+	LogRotateInterval    time.Duration
+
+	// Image garbage collection (kubelet's imageGCHighThresholdPercent,
+	// imageGCLowThresholdPercent, imageMinimumGCAge), every ImageGCPeriod.
+	// ImageStore is where images are listed and removed (default: Images,
+	// when it can); ImageFsUsage reports the image filesystem's usage
+	// (default: statfs of Root). Images used by a container of any owner
+	// in ImageUsers (besides the kubelet's own Runtime) or named in
+	// PinnedImages are never removed.
+	ImageGCHighThresholdPercent int
+	ImageGCLowThresholdPercent  int
+	ImageMinimumGCAge           time.Duration
+	ImageGCPeriod               time.Duration
+	ImageStore                  ImageStore
+	ImageFsUsage                func() (used, capacity uint64, err error)
+	ImageUsers                  []ContainerLister
+	PinnedImages                []string
+
+	// ContainerGCPeriod is how often pods that are gone leave nothing
+	// behind (sandboxes, volumes, log directories).
+	ContainerGCPeriod time.Duration
+
 	// Resync is how often each worker re-examines its pod.
 	Resync time.Duration
 	Clock  clock.Clock
@@ -82,6 +111,7 @@ type Kubelet struct {
 	log     *slog.Logger
 	crash   *backoff.Backoff
 	probes  *prober
+	imageGC *imageGC
 	podsDir string
 	hostIP  string
 	node    string
@@ -119,6 +149,9 @@ func New(opts Options) (*Kubelet, error) {
 	if opts.CrashLoopBackOffMax <= 0 {
 		opts.CrashLoopBackOffMax = backoff.CrashLoopMax
 	}
+	if err := housekeepingDefaults(&opts); err != nil {
+		return nil, fmt.Errorf("kubelet: %w", err)
+	}
 	k := &Kubelet{
 		opts:           opts,
 		rt:             opts.Runtime,
@@ -133,6 +166,10 @@ func New(opts Options) (*Kubelet, error) {
 		workers:        map[types.UID]*worker{},
 	}
 	k.probes = newProber(k)
+	if store := opts.ImageStore; store != nil {
+		k.imageGC = &imageGC{k: k, images: store, users: append([]ContainerLister{opts.Runtime}, opts.ImageUsers...),
+			usage: opts.ImageFsUsage, pinned: opts.PinnedImages, lastUsed: map[string]time.Time{}}
+	}
 	k.crash = backoff.New(opts.CrashLoopBackOffInitial, opts.CrashLoopBackOffMax, opts.Clock)
 	k.events = newRecorder(opts.Store, opts.Clock, opts.NodeName, k.log)
 	im, err := images.New(images.Options{
@@ -173,6 +210,7 @@ func defaultHostIP() string {
 // does not stop its pods (the next Run adopts them).
 func (k *Kubelet) Run(ctx context.Context) error {
 	defer k.wg.Wait()
+	k.startHousekeeping(ctx)
 	for {
 		err := k.listAndWatch(ctx)
 		if ctx.Err() != nil {

@@ -598,9 +598,7 @@ func (w *worker) gc(ctx context.Context, pod *corev1.Pod, st *podState) {
 			keep[c.id] = true
 			continue
 		}
-		if c.logPath != "" {
-			_ = os.Remove(c.logPath)
-		}
+		removeLogs(c.logPath)
 	}
 	cur := st.current()
 	for _, sb := range st.sandboxes {
