@@ -6,8 +6,8 @@ import (
 	"sort"
 	"time"
 
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"golang.org/x/sys/unix"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	imagestore "github.com/peapod/peapod/internal/image/store"
 )
