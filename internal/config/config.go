@@ -16,6 +16,9 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/peapod/peapod/internal/kubelet/images"
 )
 
 // Defaults for the command-line flags and the file.
@@ -35,6 +38,7 @@ type Config struct {
 	Image   Image   `toml:"image"`
 	Network Network `toml:"network"`
 	Runtime Runtime `toml:"runtime"`
+	Kubelet Kubelet `toml:"kubelet"`
 }
 
 // Image configures the image service.
@@ -73,6 +77,39 @@ type Runtime struct {
 	PauseImage string `toml:"pause_image"`
 }
 
+// Kubelet configures the pod manager, with the meaning and defaults of
+// kubelet's KubeletConfiguration fields of the same names.
+type Kubelet struct {
+	// ImagePullCredentialsVerificationPolicy: which images already on the
+	// node a pod may use without credentials that could pull them
+	// (NeverVerify, NeverVerifyPreloadedImages, NeverVerifyAllowlistedImages,
+	// AlwaysVerify).
+	ImagePullCredentialsVerificationPolicy string `toml:"image_pull_credentials_verification_policy"`
+	// PreloadedImagesVerificationAllowlist: preloaded images exempt under
+	// NeverVerifyAllowlistedImages (names without tag, or "prefix/*").
+	PreloadedImagesVerificationAllowlist []string `toml:"preloaded_images_verification_allowlist"`
+	// ContainerLogMaxSize is a quantity ("10Mi"): a running container's
+	// log is rotated beyond it.
+	ContainerLogMaxSize string `toml:"container_log_max_size"`
+	// ContainerLogMaxFiles: log files kept per container, the current one
+	// included.
+	ContainerLogMaxFiles int `toml:"container_log_max_files"`
+	// Image garbage collection: above the high percentage of the image
+	// filesystem (the root directory's) in use, unused images are removed
+	// until usage is below the low one.
+	ImageGCHighThresholdPercent int `toml:"image_gc_high_threshold_percent"`
+	ImageGCLowThresholdPercent  int `toml:"image_gc_low_threshold_percent"`
+}
+
+// LogMaxSizeBytes is ContainerLogMaxSize in bytes (validated by Load).
+func (k Kubelet) LogMaxSizeBytes() int64 {
+	q, err := resource.ParseQuantity(k.ContainerLogMaxSize)
+	if err != nil {
+		return 0
+	}
+	return q.Value()
+}
+
 // Default returns the configuration used when no file exists.
 func Default() Config {
 	return Config{
@@ -93,6 +130,14 @@ func Default() Config {
 		Runtime: Runtime{
 			Runc:   "runc",
 			Conmon: "conmon",
+		},
+		Kubelet: Kubelet{
+			ImagePullCredentialsVerificationPolicy: string(images.DefaultVerificationPolicy),
+			PreloadedImagesVerificationAllowlist:   []string{},
+			ContainerLogMaxSize:                    "10Mi",
+			ContainerLogMaxFiles:                   5,
+			ImageGCHighThresholdPercent:            85,
+			ImageGCLowThresholdPercent:             80,
 		},
 	}
 }
@@ -134,6 +179,42 @@ func (c *Config) validate() error {
 	}
 	if c.Network.Bridge == "" || len(c.Network.Bridge) > 15 {
 		return fmt.Errorf("network.bridge %q must be 1 to 15 characters (a Linux interface name)", c.Network.Bridge)
+	}
+	return c.Kubelet.validate()
+}
+
+func (k *Kubelet) validate() error {
+	if _, err := images.ParseVerificationPolicy(k.ImagePullCredentialsVerificationPolicy); err != nil || k.ImagePullCredentialsVerificationPolicy == "" {
+		return fmt.Errorf("kubelet.image_pull_credentials_verification_policy %q: want one of %s, %s, %s, %s",
+			k.ImagePullCredentialsVerificationPolicy, images.NeverVerify, images.NeverVerifyPreloadedImages, images.NeverVerifyAllowlistedImages, images.AlwaysVerify)
+	}
+	if len(k.PreloadedImagesVerificationAllowlist) > 0 && k.ImagePullCredentialsVerificationPolicy != string(images.NeverVerifyAllowlistedImages) {
+		return fmt.Errorf("kubelet.preloaded_images_verification_allowlist is only used with image_pull_credentials_verification_policy = %q (it is %q)",
+			images.NeverVerifyAllowlistedImages, k.ImagePullCredentialsVerificationPolicy)
+	}
+	for _, a := range k.PreloadedImagesVerificationAllowlist {
+		if err := images.ValidateAllowlistEntry(a); err != nil {
+			return fmt.Errorf("kubelet.preloaded_images_verification_allowlist: %w", err)
+		}
+	}
+	q, err := resource.ParseQuantity(k.ContainerLogMaxSize)
+	if err != nil || q.Sign() <= 0 {
+		return fmt.Errorf("kubelet.container_log_max_size %q: want a positive quantity such as \"10Mi\" or \"500Ki\"", k.ContainerLogMaxSize)
+	}
+	if k.ContainerLogMaxFiles < 2 {
+		return fmt.Errorf("kubelet.container_log_max_files must be at least 2 (the current file and one rotated), got %d", k.ContainerLogMaxFiles)
+	}
+	for _, v := range []struct {
+		key string
+		n   int
+	}{{"image_gc_high_threshold_percent", k.ImageGCHighThresholdPercent}, {"image_gc_low_threshold_percent", k.ImageGCLowThresholdPercent}} {
+		if v.n < 0 || v.n > 100 {
+			return fmt.Errorf("kubelet.%s must be between 0 and 100, got %d", v.key, v.n)
+		}
+	}
+	if k.ImageGCLowThresholdPercent >= k.ImageGCHighThresholdPercent {
+		return fmt.Errorf("kubelet.image_gc_low_threshold_percent (%d) must be less than image_gc_high_threshold_percent (%d)",
+			k.ImageGCLowThresholdPercent, k.ImageGCHighThresholdPercent)
 	}
 	return nil
 }

@@ -13,7 +13,10 @@ func TestLoadMissingOptionalFileGivesDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Image.MaxParallelPulls != 3 || cfg.Network.Bridge != "peapod0" || cfg.Network.Subnet != "10.85.0.0/16" ||
-		cfg.Image.RegistriesConfig != "/etc/peapod/registries.conf" || cfg.Runtime.Runc != "runc" {
+		cfg.Image.RegistriesConfig != "/etc/peapod/registries.conf" || cfg.Runtime.Runc != "runc" ||
+		cfg.Kubelet.ImagePullCredentialsVerificationPolicy != "NeverVerifyPreloadedImages" || len(cfg.Kubelet.PreloadedImagesVerificationAllowlist) != 0 ||
+		cfg.Kubelet.ContainerLogMaxSize != "10Mi" || cfg.Kubelet.LogMaxSizeBytes() != 10<<20 || cfg.Kubelet.ContainerLogMaxFiles != 5 ||
+		cfg.Kubelet.ImageGCHighThresholdPercent != 85 || cfg.Kubelet.ImageGCLowThresholdPercent != 80 {
 		t.Fatalf("unexpected defaults: %+v", cfg)
 	}
 }
@@ -43,6 +46,39 @@ func TestLoad(t *testing.T) {
 		{name: "bad toml", file: "[image\n", wantErr: "config "},
 		{name: "bad bound", file: "[image]\nmax_parallel_pulls = 0\n", wantErr: "max_parallel_pulls must be at least 1"},
 		{name: "long bridge", file: "[network]\nbridge = \"abcdefghijklmnop\"\n", wantErr: "1 to 15 characters"},
+		{
+			name: "kubelet table",
+			file: "[kubelet]\nimage_pull_credentials_verification_policy = \"NeverVerifyAllowlistedImages\"\n" +
+				"preloaded_images_verification_allowlist = [\"registry.example/team/*\", \"docker.io/library/busybox\"]\n" +
+				"container_log_max_size = \"500Ki\"\ncontainer_log_max_files = 3\n" +
+				"image_gc_high_threshold_percent = 90\nimage_gc_low_threshold_percent = 70\n",
+			check: func(t *testing.T, c Config) {
+				k := c.Kubelet
+				if k.ImagePullCredentialsVerificationPolicy != "NeverVerifyAllowlistedImages" || len(k.PreloadedImagesVerificationAllowlist) != 2 ||
+					k.LogMaxSizeBytes() != 500*1024 || k.ContainerLogMaxFiles != 3 || k.ImageGCHighThresholdPercent != 90 || k.ImageGCLowThresholdPercent != 70 {
+					t.Fatalf("got %+v", k)
+				}
+			},
+		},
+		{
+			name: "kubelet keys keep other defaults",
+			file: "[kubelet]\ncontainer_log_max_files = 2\n",
+			check: func(t *testing.T, c Config) {
+				if c.Kubelet.LogMaxSizeBytes() != 10<<20 || c.Kubelet.ImageGCHighThresholdPercent != 85 || c.Kubelet.ImagePullCredentialsVerificationPolicy != "NeverVerifyPreloadedImages" {
+					t.Fatalf("got %+v", c.Kubelet)
+				}
+			},
+		},
+		{name: "unknown policy", file: "[kubelet]\nimage_pull_credentials_verification_policy = \"Sometimes\"\n", wantErr: `kubelet.image_pull_credentials_verification_policy "Sometimes": want one of NeverVerify, NeverVerifyPreloadedImages, NeverVerifyAllowlistedImages, AlwaysVerify`},
+		{name: "empty policy", file: "[kubelet]\nimage_pull_credentials_verification_policy = \"\"\n", wantErr: "kubelet.image_pull_credentials_verification_policy"},
+		{name: "allowlist without its policy", file: "[kubelet]\npreloaded_images_verification_allowlist = [\"busybox\"]\n", wantErr: "only used with image_pull_credentials_verification_policy = \"NeverVerifyAllowlistedImages\""},
+		{name: "allowlist entry with tag", file: "[kubelet]\nimage_pull_credentials_verification_policy = \"NeverVerifyAllowlistedImages\"\npreloaded_images_verification_allowlist = [\"busybox:1\"]\n", wantErr: "no tag, digest or wildcard"},
+		{name: "bad log size", file: "[kubelet]\ncontainer_log_max_size = \"ten megs\"\n", wantErr: `kubelet.container_log_max_size "ten megs": want a positive quantity`},
+		{name: "zero log size", file: "[kubelet]\ncontainer_log_max_size = \"0\"\n", wantErr: "kubelet.container_log_max_size"},
+		{name: "one log file", file: "[kubelet]\ncontainer_log_max_files = 1\n", wantErr: "kubelet.container_log_max_files must be at least 2"},
+		{name: "threshold above 100", file: "[kubelet]\nimage_gc_high_threshold_percent = 101\n", wantErr: "kubelet.image_gc_high_threshold_percent must be between 0 and 100, got 101"},
+		{name: "low not below high", file: "[kubelet]\nimage_gc_low_threshold_percent = 85\n", wantErr: "kubelet.image_gc_low_threshold_percent (85) must be less than image_gc_high_threshold_percent (85)"},
+		{name: "unknown kubelet key", file: "[kubelet]\nserialize_image_pulls = false\n", wantErr: "unknown key(s) kubelet.serialize_image_pulls"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -392,6 +392,10 @@ func sameRepository(recorded string, ref reference.Reference) bool {
 	return r.Name() == ref.Name()
 }
 
+// ValidateAllowlistEntry checks one preloadedImagesVerificationAllowlist
+// entry: an image name without tag or digest, optionally ending in "/*".
+func ValidateAllowlistEntry(a string) error { return validateAllowlistEntry(a) }
+
 func validateAllowlistEntry(a string) error {
 	name := strings.TrimSuffix(a, "/*")
 	r, err := reference.Parse(name)
