@@ -83,78 +83,99 @@ type grpcResult struct {
 	Run, Create, Start, Total []float64
 }
 
-// grpcPodStart starts warmup+n one-container pods one after the other,
-// timing RunPodSandbox → CreateContainer → StartContainer of each; a pod is
-// stopped and removed (untimed) before the next one starts, so every start
-// sees the same number of running pods.
-func grpcPodStart(ctx context.Context, d daemon, mode string, warmup, n int, logRoot string) (grpcResult, error) {
-	res := grpcResult{Runtime: d.name(), Seccomp: mode}
+// grpcPodStart starts warmup+n one-container pods on every daemon,
+// interleaved: pod i starts on each runtime in turn (the first one
+// alternating), so that both see the same machine, load included. Each
+// start is timed RunPodSandbox → CreateContainer → StartContainer; the pod
+// is then stopped and removed (untimed), so every start sees the same
+// number of running pods.
+func grpcPodStart(ctx context.Context, ds []daemon, mode string, warmup, n int, logRoot string) ([]grpcResult, error) {
 	prof, err := seccompProfile(mode)
 	if err != nil {
-		return res, err
+		return nil, err
 	}
-	c, err := dialCRI(d.endpoint())
-	if err != nil {
-		return res, err
-	}
-	defer c.close()
-	if _, err := c.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: busyboxImage}}); err != nil {
-		return res, fmt.Errorf("pull %s: %w", busyboxImage, err)
+	res := make([]grpcResult, len(ds))
+	clients := make([]*criClient, len(ds))
+	for j, d := range ds {
+		res[j] = grpcResult{Runtime: d.name(), Seccomp: mode}
+		c, err := dialCRI(d.endpoint())
+		if err != nil {
+			return nil, err
+		}
+		defer c.close()
+		clients[j] = c
+		if _, err := c.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: busyboxImage}}); err != nil {
+			return nil, fmt.Errorf("%s: pull %s: %w", d.name(), busyboxImage, err)
+		}
 	}
 	for i := range warmup + n {
-		name := fmt.Sprintf("grpc-%s-%d", mode, i)
-		logDir := filepath.Join(logRoot, d.name(), name)
-		if err := os.MkdirAll(logDir, 0o755); err != nil {
-			return res, err
+		for k := range ds {
+			j := k
+			if i%2 == 1 {
+				j = len(ds) - 1 - k
+			}
+			run, create, start, err := onePod(ctx, clients[j], prof, fmt.Sprintf("grpc-%s-%d", mode, i), filepath.Join(logRoot, ds[j].name()))
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", ds[j].name(), err)
+			}
+			if i < warmup {
+				continue
+			}
+			r := &res[j]
+			r.Run, r.Create, r.Start = append(r.Run, run), append(r.Create, create), append(r.Start, start)
+			r.Total = append(r.Total, run+create+start)
 		}
-		pod := &runtimeapi.PodSandboxConfig{
-			Metadata:     &runtimeapi.PodSandboxMetadata{Name: name, Namespace: "bench-pod", Uid: fmt.Sprintf("%s-%d-%d", name, os.Getpid(), i)},
-			LogDirectory: logDir,
-			Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
-				NamespaceOptions: &runtimeapi.NamespaceOption{},
-				Seccomp:          prof,
-			}},
-		}
-		ctr := &runtimeapi.ContainerConfig{
-			Metadata: &runtimeapi.ContainerMetadata{Name: "sleeper"},
-			Image:    &runtimeapi.ImageSpec{Image: busyboxImage},
-			Command:  []string{"sleep", "3600"},
-			LogPath:  "sleeper.log",
-			Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
-				NamespaceOptions: &runtimeapi.NamespaceOption{},
-				Seccomp:          prof,
-			}},
-		}
-		t0 := time.Now()
-		rp, err := c.rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: pod})
-		if err != nil {
-			return res, fmt.Errorf("RunPodSandbox %s: %w", name, err)
-		}
-		t1 := time.Now()
-		cc, err := c.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: rp.PodSandboxId, Config: ctr, SandboxConfig: pod})
-		if err != nil {
-			c.removePod(ctx, rp.PodSandboxId)
-			return res, fmt.Errorf("CreateContainer %s: %w", name, err)
-		}
-		t2 := time.Now()
-		if _, err := c.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: cc.ContainerId}); err != nil {
-			c.removePod(ctx, rp.PodSandboxId)
-			return res, fmt.Errorf("StartContainer %s: %w", name, err)
-		}
-		t3 := time.Now()
-		if err := c.removePod(ctx, rp.PodSandboxId); err != nil {
-			return res, err
-		}
-		if i < warmup {
-			continue
-		}
-		ms := func(a, b time.Time) float64 { return float64(b.Sub(a).Microseconds()) / 1000 }
-		res.Run = append(res.Run, ms(t0, t1))
-		res.Create = append(res.Create, ms(t1, t2))
-		res.Start = append(res.Start, ms(t2, t3))
-		res.Total = append(res.Total, ms(t0, t3))
 	}
 	return res, nil
+}
+
+// onePod starts one pod, returns the three calls' durations in ms, and
+// removes the pod.
+func onePod(ctx context.Context, c *criClient, prof *runtimeapi.SecurityProfile, name, logRoot string) (run, create, start float64, err error) {
+	logDir := filepath.Join(logRoot, name)
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return 0, 0, 0, err
+	}
+	pod := &runtimeapi.PodSandboxConfig{
+		Metadata:     &runtimeapi.PodSandboxMetadata{Name: name, Namespace: "bench-pod", Uid: fmt.Sprintf("%s-%d", name, os.Getpid())},
+		LogDirectory: logDir,
+		Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+			NamespaceOptions: &runtimeapi.NamespaceOption{},
+			Seccomp:          prof,
+		}},
+	}
+	ctr := &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: "sleeper"},
+		Image:    &runtimeapi.ImageSpec{Image: busyboxImage},
+		Command:  []string{"sleep", "3600"},
+		LogPath:  "sleeper.log",
+		Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+			NamespaceOptions: &runtimeapi.NamespaceOption{},
+			Seccomp:          prof,
+		}},
+	}
+	t0 := time.Now()
+	rp, err := c.rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: pod})
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("RunPodSandbox %s: %w", name, err)
+	}
+	defer func() {
+		if rerr := c.removePod(context.WithoutCancel(ctx), rp.PodSandboxId); err == nil {
+			err = rerr
+		}
+	}()
+	t1 := time.Now()
+	cc, err := c.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: rp.PodSandboxId, Config: ctr, SandboxConfig: pod})
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("CreateContainer %s: %w", name, err)
+	}
+	t2 := time.Now()
+	if _, err := c.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: cc.ContainerId}); err != nil {
+		return 0, 0, 0, fmt.Errorf("StartContainer %s: %w", name, err)
+	}
+	t3 := time.Now()
+	ms := func(a, b time.Time) float64 { return float64(b.Sub(a).Microseconds()) / 1000 }
+	return ms(t0, t1), ms(t1, t2), ms(t2, t3), nil
 }
 
 // pct is the p-th percentile (nearest rank) of v.

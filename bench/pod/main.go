@@ -170,7 +170,7 @@ func run() error {
 	}
 
 	rep := &report{
-		Date: time.Now().UTC().Format(time.RFC3339), Command: strings.Join(os.Args, " "),
+		Date: time.Now().UTC().Format(time.RFC3339), Command: strings.TrimSpace("go run ./bench/pod " + strings.Join(os.Args[1:], " ")),
 		Commit: gitCommit(), Machine: machineFacts(roots), Pods: f.pods, MemPods: f.memPods,
 		Versions: map[string]string{"runc": firstLine("runc", "--version"), "conmon": firstLine("conmon", "--version")},
 		Raw:      raw,
@@ -236,17 +236,13 @@ func run() error {
 	}
 	if steps["grpc"] {
 		for _, mode := range strings.Split(f.modes, ",") {
-			if err := each(func(d daemon) error {
-				log.Info("grpc pod start", "runtime", d.name(), "seccomp", mode, "pods", f.pods)
-				res, err := grpcPodStart(ctx, d, mode, f.warmup, f.pods, filepath.Join(work, "logs"))
-				if err != nil {
-					return err
-				}
-				rep.GRPC = append(rep.GRPC, res)
-				return nil
-			}); err != nil {
+			log.Info("grpc pod start", "seccomp", mode, "pods", f.pods)
+			syscall.Sync()
+			res, err := grpcPodStart(ctx, daemons, mode, f.warmup, f.pods, filepath.Join(work, "logs"))
+			if err != nil {
 				return err
 			}
+			rep.GRPC = append(rep.GRPC, res...)
 		}
 	}
 	if steps["crictl"] {
