@@ -20,6 +20,11 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if cfg.GetImage().GetImage() == "" {
 		return nil, invalid("CreateContainer: config.image.image is empty")
 	}
+	// A group alone would run as the image's user with a group the pod
+	// did not pair with it; containerd refuses it the same way.
+	if sc := cfg.GetLinux().GetSecurityContext(); sc.GetRunAsGroup() != nil && sc.GetRunAsUser() == nil && sc.GetRunAsUsername() == "" {
+		return nil, invalid("CreateContainer: run_as_group %d is set without run_as_user or run_as_username", sc.GetRunAsGroup().GetValue())
+	}
 	resp, err := s.rt.CreateContainer(ctx, req)
 	if err != nil {
 		return nil, s.fail("CreateContainer", err)

@@ -310,6 +310,13 @@ func TestRequestValidation(t *testing.T) {
 				Metadata: &runtimeapi.ContainerMetadata{Name: "c"}}})
 			return err
 		},
+		"CreateContainer with run_as_group but no user": func() error {
+			_, err := c.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: "sb", Config: &runtimeapi.ContainerConfig{
+				Metadata: &runtimeapi.ContainerMetadata{Name: "c"}, Image: &runtimeapi.ImageSpec{Image: "busybox"},
+				Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+					RunAsGroup: &runtimeapi.Int64Value{Value: 10}}}}})
+			return err
+		},
 		"StartContainer without id": func() error {
 			_, err := c.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{})
 			return err

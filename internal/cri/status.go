@@ -49,7 +49,9 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 			Name:     "",
 			Features: &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: true},
 		}},
-		Features: &runtimeapi.RuntimeFeatures{},
+		// The OCI spec generator applies SupplementalGroupsPolicy Strict
+		// (image groups ignored) as well as Merge.
+		Features: &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true},
 	}
 	if req.GetVerbose() {
 		info, _ := json.Marshal(map[string]any{
