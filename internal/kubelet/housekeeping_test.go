@@ -316,3 +316,28 @@ func TestHousekeepingOptionsValidated(t *testing.T) {
 		})
 	}
 }
+
+func TestHousekeepingTestSetting(t *testing.T) {
+	for _, tc := range []struct {
+		env     string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"", 0, false},
+		{"1s", time.Second, false},
+		{"soon", 0, true},
+		{"-1s", 0, true},
+	} {
+		t.Run(tc.env, func(t *testing.T) {
+			t.Setenv(TestHousekeepingEnv, tc.env)
+			var o Options
+			err := ApplyTestSettings(&o)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err %v", err)
+			}
+			if o.LogRotateInterval != tc.want || o.ImageGCPeriod != tc.want || o.ContainerGCPeriod != tc.want || o.ImageMinimumGCAge != tc.want {
+				t.Errorf("options %+v, want every housekeeping period %v", o, tc.want)
+			}
+		})
+	}
+}

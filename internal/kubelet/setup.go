@@ -18,9 +18,23 @@ import (
 // doubling to 300s.
 const TestBackOffEnv = "PEAPOD_TEST_BACKOFF"
 
-// ApplyTestSettings reads TestBackOffEnv into opts; an unset variable
-// changes nothing.
+// TestHousekeepingEnv is the test setting that shortens the housekeeping
+// periods: a Go duration (e.g. "1s") used as the log rotation interval,
+// the container and image GC periods and the minimum age of an image GC
+// may remove (defaults 10s, 1m, 5m and 2m), so end-to-end tests can watch
+// rotation and image GC happen. Production daemons leave it unset.
+const TestHousekeepingEnv = "PEAPOD_TEST_HOUSEKEEPING"
+
+// ApplyTestSettings reads TestBackOffEnv and TestHousekeepingEnv into
+// opts; unset variables change nothing.
 func ApplyTestSettings(opts *Options) error {
+	if v := os.Getenv(TestHousekeepingEnv); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%s=%q: want a positive Go duration, e.g. \"1s\"", TestHousekeepingEnv, v)
+		}
+		opts.LogRotateInterval, opts.ContainerGCPeriod, opts.ImageGCPeriod, opts.ImageMinimumGCAge = d, d, d, d
+	}
 	v := os.Getenv(TestBackOffEnv)
 	if v == "" {
 		return nil
