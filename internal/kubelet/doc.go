@@ -13,6 +13,13 @@
 // is then written to the store (status only) with kubelet's phases,
 // conditions, reasons and messages, and every step leaves kubelet's events.
 //
+// Probes (probe.go) run one goroutine per probe of each running container,
+// started and stopped by the pod worker with the container; their results
+// make a container started and ready, and a failed liveness or startup
+// probe makes the worker kill it. Node-level housekeeping (housekeeping.go)
+// rotates container logs, removes what gone pods left and garbage-collects
+// unused images under disk pressure.
+//
 // Nothing about a pod lives only in memory: containers carry kubelet's
 // io.kubernetes.* labels and annotations (pod UID, container name, restart
 // count, spec hash), so a restarted daemon finds its pods' sandboxes again
