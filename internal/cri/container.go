@@ -91,7 +91,32 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 	if err != nil {
 		return nil, s.fail("ContainerStatus", err)
 	}
+	if resp.GetStatus() != nil && resp.Status.User == nil {
+		resp.Status.User = s.containerUser(ctx, resp.Status.Id)
+	}
 	return resp, nil
+}
+
+// containerUser is the identity the container's process runs with, from
+// its OCI spec: what SupplementalGroupsPolicy made of the image's groups,
+// which the kubelet reports in the pod status. Nil when unknown.
+func (s *Server) containerUser(ctx context.Context, id string) *runtimeapi.ContainerUser {
+	_, info, err := s.container(ctx, id)
+	if err != nil {
+		return nil
+	}
+	proc, err := processSpec(info.Bundle)
+	if err != nil {
+		return nil
+	}
+	u := proc.User
+	groups := make([]int64, 0, len(u.AdditionalGids))
+	for _, g := range u.AdditionalGids {
+		groups = append(groups, int64(g))
+	}
+	return &runtimeapi.ContainerUser{Linux: &runtimeapi.LinuxContainerUser{
+		Uid: int64(u.UID), Gid: int64(u.GID), SupplementalGroups: groups,
+	}}
 }
 
 // ListContainers lists the CRI's containers, filtered by id (or prefix),
