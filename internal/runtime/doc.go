@@ -40,10 +40,20 @@
 // other), unless a pod sysctl names an interface CNI has yet to create.
 // Measured here (BenchmarkPodStart, 50 pods, 2 busy cores): RunPodSandbox +
 // CreateContainer + StartContainer p50 131 ms (195 ms sequential), p99
-// 158 ms. What is left is runc 1.1 itself: ~50 ms per `runc create`, once
-// for pause and once (under conmon) for the container. Pinning IPC/UTS in
-// files and running no pause at all when the PID namespace is not shared (as
-// CRI-O's drop_infra_ctr does) is the next step if that matters.
+// 158 ms.
+//
+// One runc process for pause. The pause container is started with `runc run
+// --detach`, not `runc create` + `runc start`: same end state, one Go
+// process start less (A/B over 60 interleaved pods: RunPodSandbox p50 69 ->
+// 60 ms). What is left is runc 1.1 itself: a `runc create` costs ~36 ms
+// without seccomp and ~55 ms with the RuntimeDefault profile (libseccomp
+// compiling ~400 rules for three architectures in runc init), once for pause
+// and once (under conmon) for the container, and `runc start` ~8 ms. No
+// `runc state` runs on the start path, and the store's writes cost ~0.1 ms
+// each (fdatasync is cheap here), so neither is worth batching. Pinning
+// IPC/UTS in files and running no pause at all when the PID namespace is not
+// shared (as CRI-O's drop_infra_ctr does) is the next step if that matters;
+// bench/pod and docs/benchmarks.md compare with containerd.
 //
 // Memory per running 1-container pod (every process the runtime added, not
 // the workload): 2 processes, pause + conmon, 2.7 MiB RSS and 0.42 MiB PSS.
