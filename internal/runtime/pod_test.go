@@ -55,11 +55,18 @@ func TestContainersShareNetIPCUTS(t *testing.T) {
 	if _, err := fmt.Sscanf(strings.TrimSpace(out[strings.LastIndex(out, ":")+1:]), "%s", &shmid); err != nil {
 		t.Fatalf("ipcmk output %q: %v", out, err)
 	}
-	if got := f.execOK(f.v, b, "ipcs", "-m"); !strings.Contains(got, shmid) {
-		t.Errorf("B does not see A's shared memory segment %s:\n%s", shmid, got)
+	// The segment's key, not its ID, names it for the host check: IDs
+	// restart at 0 in every IPC namespace, so the host may well have a
+	// segment with the same ID; the key ipcmk picked is random.
+	key := shmKey(f.execOK(f.v, a, "ipcs", "-m"), shmid)
+	if key == "" {
+		t.Fatalf("A's ipcs -m does not list segment %s", shmid)
 	}
-	if host := sh(t, "ipcs", "-m"); strings.Contains(host, " "+shmid+" ") {
-		t.Errorf("the host sees the pod's shared memory segment %s", shmid)
+	if got := f.execOK(f.v, b, "ipcs", "-m"); shmKey(got, shmid) != key {
+		t.Errorf("B does not see A's shared memory segment %s (key %s):\n%s", shmid, key, got)
+	}
+	if host := sh(t, "ipcs", "-m"); strings.Contains(host, key+" ") {
+		t.Errorf("the host sees the pod's shared memory segment %s (key %s)", shmid, key)
 	}
 
 	for _, id := range []string{a, b} {
@@ -210,4 +217,15 @@ func TestOwnersSeeOnlyTheirOwn(t *testing.T) {
 	if len(ls.Items) != 0 {
 		t.Errorf("label filter app=other lists sandbox app=mine")
 	}
+}
+
+// shmKey returns the key of the shared memory segment with ID id in the
+// output of ipcs -m ("key shmid owner ..." rows), or "".
+func shmKey(ipcs, id string) string {
+	for _, line := range strings.Split(ipcs, "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[1] == id && strings.HasPrefix(f[0], "0x") {
+			return f[0]
+		}
+	}
+	return ""
 }
