@@ -19,6 +19,7 @@ import (
 	"github.com/peapod/peapod/internal/cri"
 	"github.com/peapod/peapod/internal/image"
 	"github.com/peapod/peapod/internal/image/keyring"
+	"github.com/peapod/peapod/internal/kubelet"
 	"github.com/peapod/peapod/internal/runtime"
 	objstore "github.com/peapod/peapod/internal/store"
 )
@@ -45,7 +46,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer images.Close()
 
-	objects, err := objstore.Open(filepath.Join(cfg.Root, "objects.db"), objstore.Options{Logger: log})
+	objects, err := objstore.Open(filepath.Join(cfg.Root, "objects.db"), objstore.Options{Logger: log, GracefulPodDeletion: true})
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
@@ -86,8 +87,32 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	go func() { criDone <- criSrv.Serve(ctx, CRISocket(cfg.State)); cancel() }()
 
 	authFiles := cfg.AuthFilePaths()
+	// The pod manager: its own view of the runtime; pods outlive the daemon.
+	kopts := kubelet.Options{
+		Root: cfg.Root, Runtime: rt.For(kubelet.Owner), Store: objects, Images: images,
+		NodeKeyring: kubelet.NodeKeyringFromFiles(authFiles, log), Logger: log,
+		ImagePullCredentialsVerificationPolicy: cfg.Kubelet.ImagePullCredentialsVerificationPolicy,
+		PreloadedImagesVerificationAllowlist:   cfg.Kubelet.PreloadedImagesVerificationAllowlist,
+		ContainerLogMaxSize:                    cfg.Kubelet.LogMaxSizeBytes(),
+		ContainerLogMaxFiles:                   cfg.Kubelet.ContainerLogMaxFiles,
+		ImageGCHighThresholdPercent:            cfg.Kubelet.ImageGCHighThresholdPercent,
+		ImageGCLowThresholdPercent:             cfg.Kubelet.ImageGCLowThresholdPercent,
+		ImageUsers:                             []kubelet.ContainerLister{rt.For(cri.Owner)},
+		PinnedImages:                           []string{cmp.Or(cfg.Runtime.PauseImage, runtime.LocalPauseImage)},
+	}
+	if err := kubelet.ApplyTestSettings(&kopts); err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	kl, err := kubelet.New(kopts)
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	kubeletDone := make(chan error, 1)
+	go func() { kubeletDone <- kl.Run(ctx) }()
+	defer func() { cancel(); <-kubeletDone }()
 	srv := apiserver.New(images, nodeCredentials(authFiles, log), log)
 	srv.SetObjectStore(objects)
+	srv.SetPodIO(kl)
 	log.Info("peapod daemon started", "root", cfg.Root, "state", cfg.State, "authFiles", authFiles)
 	err = srv.Serve(ctx, APISocket(cfg.State))
 	cancel()

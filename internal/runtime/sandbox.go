@@ -171,8 +171,8 @@ func (r *Runtime) startSandbox(ctx context.Context, sb *sandbox) error {
 	}
 	rec.IPs = nr.ips
 	hostname := cfg.GetHostname()
-	if hostname == "" && !hostNetwork(cfg) {
-		hostname = cfg.GetMetadata().GetName()
+	if !hostNetwork(cfg) {
+		hostname = spec.PodHostname(cfg)
 	}
 	if _, err := dns.Write(dns.Config{
 		Dir: rec.Dir, Hostname: hostname, PodIPs: nr.ips,

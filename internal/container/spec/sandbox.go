@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -138,10 +139,7 @@ func sandbox(p SandboxParams) (*specs.Spec, error) {
 		s.Linux.Namespaces = append(s.Linux.Namespaces,
 			specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: p.NetNSPath},
 			specs.LinuxNamespace{Type: specs.UTSNamespace})
-		s.Hostname = cfg.GetHostname()
-		if s.Hostname == "" {
-			s.Hostname = cfg.GetMetadata().GetName()
-		}
+		s.Hostname = PodHostname(cfg)
 	}
 	if !hostIPC {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.IPCNamespace})
@@ -195,4 +193,19 @@ func DefaultMaskedPaths() []string {
 // knobs under /proc that are not namespaced.
 func DefaultReadonlyPaths() []string {
 	return []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+}
+
+// PodHostname is the hostname of a pod that does not use the host's network:
+// the requested one, or else the pod name cut to 63 characters (without a
+// trailing '-' or '.') as kubelet does, since sethostname refuses longer
+// names and pod names may have up to 253.
+func PodHostname(cfg *runtime.PodSandboxConfig) string {
+	if h := cfg.GetHostname(); h != "" {
+		return h
+	}
+	h := cfg.GetMetadata().GetName()
+	if len(h) > 63 {
+		h = strings.TrimRight(h[:63], "-.")
+	}
+	return h
 }
