@@ -287,9 +287,9 @@ func (s *Server) ownPortForward(ctx context.Context, sandboxID string, port int3
 		return err
 	}
 	if info.NetNS != "" {
-		ns, err := netns.Load(info.NetNS)
-		if err != nil {
-			return fmt.Errorf("port-forward to pod sandbox %s: %w", sandboxID, err)
+		ns, lerr := netns.Load(info.NetNS)
+		if lerr != nil {
+			return fmt.Errorf("port-forward to pod sandbox %s: %w", sandboxID, lerr)
 		}
 		err = ns.Do(dial)
 	} else {

@@ -143,15 +143,14 @@ func sh(t testing.TB, name string, args ...string) string {
 // /24 and cgroup parent. Cleanup removes every sandbox of every owner the
 // test used, then the bridge, the cgroup parent and the directories.
 type fixture struct {
-	t       testing.TB
-	opts    Options
-	rt      *Runtime
-	v       *View
-	prefix  string // "10.a.b."
-	cgroup  string // cgroup parent of the test's pods
-	mu      sync.Mutex
-	owners  map[string]bool
-	counter int
+	t      testing.TB
+	opts   Options
+	rt     *Runtime
+	v      *View
+	prefix string // "10.a.b."
+	cgroup string // cgroup parent of the test's pods
+	mu     sync.Mutex
+	owners map[string]bool
 }
 
 func newFixture(t testing.TB) *fixture {
