@@ -3,11 +3,13 @@ package e2e
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -117,7 +119,9 @@ func TestApplyDefaultsUnchangedConfiguredForbidden(t *testing.T) {
 		t.Errorf("image after apply: %q", img)
 	}
 	table := d.MustRun("get", "pods")
-	if !strings.Contains(table, "NAME   READY   STATUS    RESTARTS   AGE") || !strings.Contains(table, "web    0/1     Pending   0") {
+	// The pod worker runs the pod (its public image cannot be pulled here),
+	// so only the table's shape is asserted; statuses have their own tests.
+	if !strings.Contains(table, "NAME   READY   STATUS") || !strings.Contains(table, "RESTARTS   AGE") || !strings.Contains(table, "web    0/1") {
 		t.Errorf("get pods:\n%s", table)
 	}
 	writeFile(t, d, "pod.yaml", strings.Replace(latestPod, "containerPort: 80", "containerPort: 8080", 1))
@@ -165,14 +169,18 @@ func TestDeleteNamespaceDeletesItsObjects(t *testing.T) {
 	if out := d.MustRun("delete", "namespace", "doomed"); out != "namespace \"doomed\" deleted\n" {
 		t.Errorf("delete: %q", out)
 	}
+	// Pods go through graceful deletion by the pod worker, so the namespace
+	// disappears once its last pod is gone.
 	for _, args := range [][]string{{"get", "pods", "-A", "-o", "name"}, {"get", "secrets", "-A", "-o", "name"}} {
-		if out := d.MustRun(args...); out != "" {
-			t.Errorf("%v after deleting the namespace: %q", args, out)
-		}
+		waitFor(t, time.Minute, fmt.Sprintf("%v to list nothing", args), func() (bool, string) {
+			out := d.MustRun(args...)
+			return out == "", out
+		})
 	}
-	if e := mustFail(t, d, "get", "namespace", "doomed"); !strings.Contains(e, `namespaces "doomed" not found`) {
-		t.Errorf("namespace still there: %s", e)
-	}
+	waitFor(t, time.Minute, "namespace doomed to be gone", func() (bool, string) {
+		_, e, err := d.Run("get", "namespace", "doomed")
+		return err != nil && strings.Contains(e, `namespaces "doomed" not found`), e
+	})
 	d.MustRun("get", "configmap", "good")
 	if e := mustFail(t, d, "delete", "namespace", "default"); !strings.Contains(e, `namespaces "default" is forbidden: this namespace may not be deleted`) {
 		t.Errorf("delete default: %s", e)
