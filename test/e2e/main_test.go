@@ -11,7 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -100,8 +102,9 @@ func StartDaemon(t testing.TB, opts DaemonOptions) *Daemon {
 	if !strings.Contains(image, "auth_files") {
 		image += "\nauth_files = [\"ROOT/config.json\"]"
 	}
+	bridge := uniqueBridge()
 	cfg := fmt.Sprintf("[image]\n%s\n[network]\ncni_conf_dir = %q\nbridge = %q\nsubnet = %q\n",
-		image, filepath.Join(dir, "cni"), uniqueBridge(), "10.201.0.0/24")
+		image, filepath.Join(dir, "cni"), bridge, "10.201.0.0/24")
 	if err := os.WriteFile(d.Config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -110,6 +113,7 @@ func StartDaemon(t testing.TB, opts DaemonOptions) *Daemon {
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", d.log.String())
 		}
+		reapPods(dir, bridge)
 		os.RemoveAll(dir)
 	})
 	d.start()
@@ -196,4 +200,32 @@ func (d *Daemon) MustRun(args ...string) string {
 // characters, the kernel's limit).
 func uniqueBridge() string {
 	return fmt.Sprintf("ppe%08x", rand.Uint32())
+}
+
+// reapPods removes what a test daemon's pods leave behind once the daemon has
+// stopped (pods outlive the daemon by design): their containers and
+// monitors, every mount under dir (rootfs overlays, shm and volume tmpfs,
+// pinned network namespaces, whose veths go with them) and the bridge.
+func reapPods(dir, bridge string) {
+	runcRoot := filepath.Join(dir, "state", "runtime", "runc")
+	if ents, err := os.ReadDir(runcRoot); err == nil {
+		for _, e := range ents {
+			_ = exec.Command("runc", "--root", runcRoot, "kill", "--all", e.Name(), "KILL").Run()
+			_ = exec.Command("runc", "--root", runcRoot, "delete", "--force", e.Name()).Run()
+		}
+	}
+	_ = exec.Command("pkill", "-KILL", "-f", "conmon .*"+regexp.QuoteMeta(dir)).Run()
+	if data, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		var mounts []string
+		for _, line := range strings.Split(string(data), "\n") {
+			f := strings.Fields(line)
+			if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+				mounts = append(mounts, f[4])
+			}
+		}
+		for i := len(mounts) - 1; i >= 0; i-- {
+			_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
+		}
+	}
+	_ = exec.Command("ip", "link", "del", bridge).Run()
 }
