@@ -320,7 +320,7 @@ func (h *Handle) Runc() *runc.Runc { return runc.New(h.RuncBinary, h.RuncRoot) }
 
 // Start starts the container's process.
 func (h *Handle) Start(ctx context.Context) error {
-	if err := h.Runc().Start(ctx, h.ID); err != nil {
+	if err := h.Runc().StartCreated(ctx, h.ID, h.ContainerPID); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
 	return nil

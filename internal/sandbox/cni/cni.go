@@ -7,8 +7,8 @@
 // writes its own default, 10-peapod.conflist: a bridge with host-local IPAM
 // (isGateway, ipMasq, hairpinMode) followed by portmap for hostPorts. The
 // pod's lo is brought up by the loopback plugin run as a separate, built-in
-// network before the main one (as containerd does), so that it is up with
-// any user-supplied config too.
+// network (as containerd does), so that it is up with any user-supplied
+// config too; it runs beside the main network, not before it.
 //
 // Teardown is written for the bad days: it uses the config and the port
 // mappings that libcni cached when the pod was set up (so it works after a
@@ -403,8 +403,8 @@ func podRef(p Pod) string {
 	return fmt.Sprintf("pod %s/%s (sandbox %s)", p.Namespace, p.Name, p.ID)
 }
 
-// Setup attaches the pod's network namespace to the network: lo up, then the
-// configured network on eth0, with the pod's hostPorts. On failure what was
+// Setup attaches the pod's network namespace to the network: lo up and, at
+// the same time, the configured network on eth0 with the pod's hostPorts. On failure what was
 // set up is torn down again.
 func (n *Network) Setup(ctx context.Context, p Pod) (*Result, error) {
 	if p.ID == "" || p.NetNSPath == "" {
@@ -426,10 +426,22 @@ func (n *Network) Setup(ctx context.Context, p Pod) (*Result, error) {
 		}
 		return nil, err
 	}
-	if _, err := c.AddNetworkList(ctx, n.loopback, runtimeConf(p, "lo", p.NetNSPath)); err != nil {
-		return fail(fmt.Errorf("cni setup %s: network %q: %w", podRef(p), loopbackName, err))
-	}
+	// lo and eth0 do not depend on each other: bring lo up while the
+	// configured chain runs (one plugin process off the pod start's path).
+	// Each has its own client, so plugin stderr buffers are not shared.
+	var loBuf bytes.Buffer
+	loDone := make(chan error, 1)
+	go func() {
+		_, err := n.client(&loBuf).AddNetworkList(ctx, n.loopback, runtimeConf(p, "lo", p.NetNSPath))
+		loDone <- err
+	}()
 	res, err := c.AddNetworkList(ctx, list, runtimeConf(p, DefaultIfName, p.NetNSPath))
+	if loErr := <-loDone; loErr != nil {
+		if err == nil {
+			return fail(fmt.Errorf("cni setup %s: network %q: %w", podRef(p), loopbackName, withOutput(loErr, &loBuf)))
+		}
+		slog.Warn("cni loopback setup", "pod", podRef(p), "err", withOutput(loErr, &loBuf))
+	}
 	if err != nil {
 		return fail(fmt.Errorf("cni setup %s: network %q: %w", podRef(p), list.Name, err))
 	}
