@@ -8,18 +8,18 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/peapod/peapod/internal/testdaemon"
 )
 
 var (
@@ -79,26 +79,16 @@ func moduleRoot() (string, error) {
 }
 
 // Daemon is a running `peapod daemon` with its own directories, CNI
-// configuration directory, bridge and /24 subnet.
+// configuration directory, bridge and /24 subnet (see internal/testdaemon),
+// and a CRI client connected to it.
 type Daemon struct {
+	*testdaemon.Daemon
 	t        testing.TB
-	Dir      string
-	Root     string
-	State    string
-	Config   string
 	Socket   string // the CRI socket
 	Endpoint string // unix://Socket
-	Subnet   string
-	Bridge   string
 
-	mu   sync.Mutex
-	log  bytes.Buffer
-	cmd  *exec.Cmd
-	done chan error
-
-	conn *grpc.ClientConn
-	RT   runtimeapi.RuntimeServiceClient
-	IMG  runtimeapi.ImageServiceClient
+	RT  runtimeapi.RuntimeServiceClient
+	IMG runtimeapi.ImageServiceClient
 }
 
 // DaemonOptions adjust a test daemon.
@@ -110,150 +100,44 @@ type DaemonOptions struct {
 	CertsDir string
 }
 
-func (d *Daemon) Write(p []byte) (int, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.log.Write(p)
-}
-
-// Log is what the daemon printed so far.
-func (d *Daemon) Log() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.log.String()
-}
-
-// StartDaemon starts a daemon and waits until its CRI socket answers. It
-// is stopped, and its directories removed, when the test ends.
+// StartDaemon starts a daemon and waits until its CRI socket answers. When
+// the test ends its pods are removed through the CRI (a daemon that stops
+// leaves its pods running, as it should), it is stopped, what is left is
+// reaped and its directories are removed.
 func StartDaemon(t testing.TB, opts DaemonOptions) *Daemon {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "peapod-cri-")
-	if err != nil {
-		t.Fatal(err)
+	image := ""
+	if opts.CertsDir != "" {
+		image = fmt.Sprintf("certs_dir = %q", opts.CertsDir)
 	}
-	d := &Daemon{
-		t:      t,
-		Dir:    dir,
-		Root:   filepath.Join(dir, "root"),
-		State:  filepath.Join(dir, "state"),
-		Config: filepath.Join(dir, "peapod.toml"),
-		Bridge: fmt.Sprintf("ppc%08x", rand.Uint32()),
-		Subnet: fmt.Sprintf("10.%d.%d.0/24", 203+rand.IntN(20), rand.IntN(256)),
-	}
-	d.Socket = filepath.Join(d.State, "peapod.sock")
-	d.Endpoint = "unix://" + d.Socket
-	regs := filepath.Join(dir, "registries.conf")
-	if err := os.WriteFile(regs, []byte(opts.Registries), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	certs := opts.CertsDir
-	if certs == "" {
-		certs = filepath.Join(dir, "certs.d")
-	}
-	cfg := fmt.Sprintf(`[image]
-registries_config = %q
-certs_dir = %q
-auth_files = ["ROOT/config.json"]
-[network]
-cni_conf_dir = %q
-bridge = %q
-subnet = %q
-`, regs, certs, filepath.Join(dir, "cni"), d.Bridge, d.Subnet)
-	if err := os.WriteFile(d.Config, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// A daemon that stops leaves its pods running (as it should);
-		// the test's pods must go with the test.
-		d.RemoveAllPods()
-		d.Stop()
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", d.Log())
-		}
-		// The bridge is the daemon's, made by the CNI plugin on the
-		// first pod; nothing else removes it.
-		_ = exec.Command("ip", "link", "del", d.Bridge).Run()
-		os.RemoveAll(dir)
+	td := testdaemon.StartTB(t, testdaemon.Options{
+		Bin:        peapodBin,
+		Prefix:     "peapod-cri-",
+		Image:      image,
+		Registries: opts.Registries,
+		WaitCRI:    true,
+		RemovePods: true,
 	})
-	d.start()
-	return d
-}
-
-func (d *Daemon) start() {
-	d.t.Helper()
-	d.cmd = exec.Command(peapodBin, "daemon", "--root", d.Root, "--state", d.State, "--config", d.Config, "--log-level", "debug")
-	d.cmd.Stdout, d.cmd.Stderr = d, d
-	if err := d.cmd.Start(); err != nil {
-		d.t.Fatal(err)
-	}
-	d.done = make(chan error, 1)
-	go func(cmd *exec.Cmd, done chan error) { done <- cmd.Wait() }(d.cmd, d.done)
+	d := &Daemon{Daemon: td, t: t, Socket: td.CRISocket(), Endpoint: td.CRIEndpoint()}
 	conn, err := grpc.NewClient(d.Endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		d.t.Fatal(err)
+		t.Fatal(err)
 	}
-	d.conn = conn
+	// Registered after the daemon's cleanup, so it runs before it.
+	t.Cleanup(func() { conn.Close() })
 	d.RT = runtimeapi.NewRuntimeServiceClient(conn)
 	d.IMG = runtimeapi.NewImageServiceClient(conn)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := d.RT.Version(ctx, &runtimeapi.VersionRequest{})
-		cancel()
-		if err == nil {
-			return
-		}
-		select {
-		case err := <-d.done:
-			d.t.Fatalf("daemon exited: %v\n%s", err, d.Log())
-		default:
-		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("CRI socket did not answer within 30s: %v\n%s", err, d.Log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return d
 }
 
 // RemoveAllPods stops and removes every CRI sandbox of the daemon.
 func (d *Daemon) RemoveAllPods() {
-	if d.conn == nil {
-		return
-	}
+	d.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	list, err := d.RT.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
-	if err != nil {
-		d.t.Errorf("cleanup: list pods: %v", err)
-		return
+	if err := testdaemon.RemovePods(ctx, d.Endpoint); err != nil {
+		d.t.Errorf("remove all pods: %v", err)
 	}
-	for _, p := range list.Items {
-		if _, err := d.RT.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: p.Id}); err != nil {
-			d.t.Errorf("cleanup: stop pod %s: %v", p.Id, err)
-		}
-		if _, err := d.RT.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.Id}); err != nil {
-			d.t.Errorf("cleanup: remove pod %s: %v", p.Id, err)
-		}
-	}
-}
-
-// Stop ends the daemon with SIGTERM (SIGKILL after 20 s).
-func (d *Daemon) Stop() {
-	if d.conn != nil {
-		d.conn.Close()
-		d.conn = nil
-	}
-	if d.cmd == nil || d.cmd.Process == nil {
-		return
-	}
-	_ = d.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-d.done:
-	case <-time.After(20 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.done
-	}
-	d.cmd = nil
 }
 
 // Crictl runs crictl against this daemon and returns stdout, stderr and
