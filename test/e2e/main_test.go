@@ -7,15 +7,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/peapod/peapod/internal/testdaemon"
 )
 
 // peapodBin is the binary under test: $PEAPOD_BIN (set by `make test`), or
@@ -47,26 +46,24 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// Daemon is a running `peapod daemon` with its own directories.
+// Daemon is a running `peapod daemon` with its own directories, CNI
+// configuration directory, bridge and subnet (see internal/testdaemon),
+// and the CLI pointed at it.
 type Daemon struct {
 	t      testing.TB
-	Dir    string // holds root/, state/, peapod.toml, the log
+	Dir    string // holds root/, state/, peapod.toml, registries.conf, certs.d/
 	Root   string
 	State  string
 	Config string
 	Host   string // unix:///.../state/api.sock
-	cmd    *exec.Cmd
-	env    []string
-	log    *bytes.Buffer
-	done   chan error
+	td     *testdaemon.Daemon
 }
 
-// DaemonOptions adjust a test daemon. The TOML text is appended to a
-// configuration that already isolates the daemon (its own CNI conf dir,
-// bridge and auth files); keys given here must not repeat those tables'
-// keys, so pass whole [image] etc. contents through the fields instead.
+// DaemonOptions adjust a test daemon.
 type DaemonOptions struct {
-	// Image is the body of the [image] table (keys only).
+	// Image is the body of the [image] table (keys only); the daemon's
+	// own registries.conf, certs.d and auth file are filled in for the
+	// keys it does not set.
 	Image string
 	// Env is added to the daemon's environment ("KEY=value"), e.g. the
 	// pod manager's test setting PEAPOD_TEST_BACKOFF.
@@ -74,98 +71,38 @@ type DaemonOptions struct {
 }
 
 // StartDaemon starts a daemon and waits until its API answers. It is
-// stopped, and its directories removed, when the test ends.
+// stopped, what its pods left is reaped and its directories are removed
+// when the test ends.
 func StartDaemon(t testing.TB, opts DaemonOptions) *Daemon {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "peapod-e2e-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &Daemon{
-		t:      t,
-		Dir:    dir,
-		Root:   filepath.Join(dir, "root"),
-		State:  filepath.Join(dir, "state"),
-		Config: filepath.Join(dir, "peapod.toml"),
-		log:    &bytes.Buffer{},
-		done:   make(chan error, 1),
-		env:    opts.Env,
-	}
-	d.Host = "unix://" + filepath.Join(d.State, "api.sock")
-	image := opts.Image
-	if !strings.Contains(image, "registries_config") {
-		image += fmt.Sprintf("\nregistries_config = %q", filepath.Join(dir, "registries.conf"))
-	}
-	if !strings.Contains(image, "certs_dir") {
-		image += fmt.Sprintf("\ncerts_dir = %q", filepath.Join(dir, "certs.d"))
-	}
-	if !strings.Contains(image, "auth_files") {
-		image += "\nauth_files = [\"ROOT/config.json\"]"
-	}
-	bridge := uniqueBridge()
-	cfg := fmt.Sprintf("[image]\n%s\n[network]\ncni_conf_dir = %q\nbridge = %q\nsubnet = %q\n",
-		image, filepath.Join(dir, "cni"), bridge, "10.201.0.0/24")
-	if err := os.WriteFile(d.Config, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		d.Stop()
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", d.log.String())
-		}
-		reapPods(dir, bridge)
-		os.RemoveAll(dir)
+	td := testdaemon.StartTB(t, testdaemon.Options{
+		Bin:         peapodBin,
+		Prefix:      "peapod-e2e-",
+		Image:       opts.Image,
+		Env:         opts.Env,
+		StopTimeout: 10 * time.Second,
 	})
-	d.start()
-	return d
+	return &Daemon{t: t, Dir: td.Dir, Root: td.Root, State: td.State, Config: td.Config, Host: "unix://" + td.APISocket(), td: td}
 }
 
+// start starts the stopped daemon again on the same directories.
 func (d *Daemon) start() {
 	d.t.Helper()
-	d.cmd = exec.Command(peapodBin, "daemon", "--root", d.Root, "--state", d.State, "--config", d.Config, "--log-level", "debug")
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	if len(d.env) > 0 {
-		d.cmd.Env = append(os.Environ(), d.env...)
-	}
-	if err := d.cmd.Start(); err != nil {
+	if err := d.td.Start(context.Background()); err != nil {
 		d.t.Fatal(err)
-	}
-	d.done = make(chan error, 1)
-	go func(cmd *exec.Cmd, done chan error) { done <- cmd.Wait() }(d.cmd, d.done)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, _, err := d.Run("version"); err == nil {
-			return
-		}
-		select {
-		case err := <-d.done:
-			d.t.Fatalf("daemon exited: %v\n%s", err, d.log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("daemon did not answer within 30s:\n%s", d.log.String())
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-// Stop ends the daemon with SIGTERM (SIGKILL after 10 s).
+// Stop ends the daemon with SIGTERM (SIGKILL after 10 s); its pods keep
+// running.
 func (d *Daemon) Stop() {
-	if d.cmd == nil || d.cmd.Process == nil {
-		return
+	if err := d.td.Stop(); err != nil {
+		d.t.Log(err)
 	}
-	_ = d.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-d.done:
-	case <-time.After(10 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.done
-	}
-	d.cmd = nil
 }
 
 // Log returns what the daemon printed so far.
-func (d *Daemon) Log() string { return d.log.String() }
+func (d *Daemon) Log() string { return d.td.Log() }
 
 // Run runs the CLI against this daemon and returns stdout, stderr and the
 // error (an *exec.ExitError for a non-zero exit).
@@ -194,38 +131,4 @@ func (d *Daemon) MustRun(args ...string) string {
 		d.t.Fatalf("peapod %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, out, errOut)
 	}
 	return out
-}
-
-// uniqueBridge names a bridge no other test daemon uses (at most 15
-// characters, the kernel's limit).
-func uniqueBridge() string {
-	return fmt.Sprintf("ppe%08x", rand.Uint32())
-}
-
-// reapPods removes what a test daemon's pods leave behind once the daemon has
-// stopped (pods outlive the daemon by design): their containers and
-// monitors, every mount under dir (rootfs overlays, shm and volume tmpfs,
-// pinned network namespaces, whose veths go with them) and the bridge.
-func reapPods(dir, bridge string) {
-	runcRoot := filepath.Join(dir, "state", "runtime", "runc")
-	if ents, err := os.ReadDir(runcRoot); err == nil {
-		for _, e := range ents {
-			_ = exec.Command("runc", "--root", runcRoot, "kill", "--all", e.Name(), "KILL").Run()
-			_ = exec.Command("runc", "--root", runcRoot, "delete", "--force", e.Name()).Run()
-		}
-	}
-	_ = exec.Command("pkill", "-KILL", "-f", "conmon .*"+regexp.QuoteMeta(dir)).Run()
-	if data, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-		var mounts []string
-		for _, line := range strings.Split(string(data), "\n") {
-			f := strings.Fields(line)
-			if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-				mounts = append(mounts, f[4])
-			}
-		}
-		for i := len(mounts) - 1; i >= 0; i-- {
-			_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
-		}
-	}
-	_ = exec.Command("ip", "link", "del", bridge).Run()
 }
