@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,24 +29,6 @@ func dialCRI(ep string) (*criClient, error) {
 }
 
 func (c *criClient) close() { c.conn.Close() }
-
-func (c *criClient) version(ctx context.Context) error {
-	_, err := c.rt.Version(ctx, &runtimeapi.VersionRequest{})
-	return err
-}
-
-// removeAll stops and removes every sandbox the runtime lists.
-func (c *criClient) removeAll(ctx context.Context) error {
-	resp, err := c.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, p := range resp.GetItems() {
-		errs = append(errs, c.removePod(ctx, p.GetId()))
-	}
-	return errors.Join(errs...)
-}
 
 func (c *criClient) removePod(ctx context.Context, id string) error {
 	if _, err := c.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err != nil {

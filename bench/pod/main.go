@@ -46,6 +46,7 @@ import (
 
 	"github.com/peapod/peapod/internal/imagetest"
 	"github.com/peapod/peapod/internal/registrytest"
+	"github.com/peapod/peapod/internal/testdaemon"
 )
 
 // Image names, as the conformance kit's scripts use them; the local
@@ -125,7 +126,7 @@ func run() error {
 		return err
 	}
 	defer func() {
-		unmountUnder(work)
+		testdaemon.Unmount(work)
 		os.RemoveAll(work)
 	}()
 	stamp := time.Now().UTC().Format("20060102T150405Z")
@@ -158,7 +159,7 @@ func run() error {
 	roots := work
 	switch f.fsMode {
 	case "loop":
-		mnt, umount, err := scratchFS(ctx, work, 4<<30)
+		mnt, umount, err := testdaemon.ScratchFS(ctx, work, 4<<30)
 		if err != nil {
 			return err
 		}

@@ -28,7 +28,7 @@ func measureCrictl(ctx context.Context, kit string, d daemon, iter, pods int, ou
 	res := crictlResult{Runtime: d.name()}
 	env := []string{fmt.Sprintf("ITER=%d", iter), fmt.Sprintf("PODS=%d", pods), fmt.Sprintf("RUNTIME_PID=%d", d.pid())}
 	if p, ok := d.(*peapodDaemon); ok {
-		env = append(env, "SHIM_MATCH=conmon .*--exit-dir "+filepath.Join(p.state, "runtime", "exits")+"( |$)")
+		env = append(env, "SHIM_MATCH=conmon .*--exit-dir "+filepath.Join(p.State, "runtime", "exits")+"( |$)")
 	}
 	res.Command = strings.Join(env, " ") + " measure-crictl.sh " + d.endpoint() + " OUT"
 	cmd := exec.CommandContext(ctx, filepath.Join(kit, "measure-crictl.sh"), d.endpoint(), out)
