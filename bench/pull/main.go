@@ -28,6 +28,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/peapod/peapod/internal/testdaemon"
 )
 
 // runner pulls the image once with one runtime and measures it.
@@ -87,7 +89,7 @@ func run() error {
 		return err
 	}
 	defer func() {
-		unmountUnder(work)
+		testdaemon.Unmount(work)
 		os.RemoveAll(work)
 	}()
 	if err := os.MkdirAll(*outDir, 0o755); err != nil {
@@ -118,14 +120,14 @@ func run() error {
 	os.RemoveAll(genDir) // the registry has its own copy
 
 	// The runs' roots are removed only when the bench ends, and live on a
-	// filesystem of their own (see scratchFS): deleting a run's thousands
+	// filesystem of their own (see testdaemon.ScratchFS): deleting a run's thousands
 	// of files would make the next run's file creation slow on some
 	// filesystems, and that would be the harness's cost, not the runtime's.
 	roots := work
 	switch *fsMode {
 	case "loop":
 		size := max(int64(2)<<30, int64(*warmup+*runs+1)*int64(*sizeMiB)<<20*4+1<<30)
-		mnt, umount, err := scratchFS(ctx, work, size)
+		mnt, umount, err := testdaemon.ScratchFS(ctx, work, size)
 		if err != nil {
 			return err
 		}

@@ -20,6 +20,8 @@ type ContainerdOptions struct {
 	Kit string
 	// BinDir holds containerd, its shim and crictl.
 	BinDir string
+	// Crictl is the crictl the kit's scripts use; BinDir/crictl if empty.
+	Crictl string
 	// Root and Etc are the daemon's root and configuration directories;
 	// a caller may put certs.d/HOST/hosts.toml into Etc beforehand.
 	Root, Etc string
@@ -74,9 +76,13 @@ func StartContainerd(ctx context.Context, opts ContainerdOptions) (*Containerd, 
 	if level == "" {
 		level = "warn"
 	}
+	crictl := opts.Crictl
+	if crictl == "" {
+		crictl = filepath.Join(opts.BinDir, "crictl")
+	}
 	d.env = append(os.Environ(),
 		"CONTAINERD_BIN_DIR="+opts.BinDir,
-		"CRICTL="+filepath.Join(opts.BinDir, "crictl"),
+		"CRICTL="+crictl,
 		"REF_ROOT="+d.Root,
 		"REF_STATE="+d.State,
 		"REF_ETC="+opts.Etc,
