@@ -45,15 +45,18 @@
 // One runc process for pause. The pause container is started with `runc run
 // --detach`, not `runc create` + `runc start`: same end state, one Go
 // process start less (A/B over 60 interleaved pods: RunPodSandbox p50 69 ->
-// 60 ms). What is left is runc 1.1 itself: a `runc create` costs ~36 ms
-// without seccomp and ~55 ms with the RuntimeDefault profile (libseccomp
-// compiling ~400 rules for three architectures in runc init), once for pause
-// and once (under conmon) for the container, and `runc start` ~8 ms. No
-// `runc state` runs on the start path, and the store's writes cost ~0.1 ms
-// each (fdatasync is cheap here), so neither is worth batching. Pinning
-// IPC/UTS in files and running no pause at all when the PID namespace is not
-// shared (as CRI-O's drop_infra_ctr does) is the next step if that matters;
-// bench/pod and docs/benchmarks.md compare with containerd.
+// 60 ms).
+//
+// No runc start for containers. StartContainer releases the created
+// container's init through runc's exec fifo itself (runc.StartCreated), as
+// `runc start` would, saving that process (~8 ms; StartContainer p50 now
+// ~1 ms). What is left is runc 1.1 itself: a `runc create` costs ~25-30 ms
+// without seccomp and ~15 ms more with the RuntimeDefault profile (libseccomp
+// compiling ~400 rules for x86_64, x86 and x32 in runc init; the two 32-bit
+// ABIs cost ~7 ms each, measured with runc alone), once for pause and once (under conmon) for the
+// container. No `runc state` runs on the start path, and the store's writes
+// cost ~0.1 ms each (fdatasync is cheap here), so neither is worth batching.
+// Measured with bench/pod beside containerd 2.4.2 (docs/benchmarks.md).
 //
 // Memory per running 1-container pod (every process the runtime added, not
 // the workload): 2 processes, pause + conmon, 2.7 MiB RSS and 0.42 MiB PSS.
