@@ -144,31 +144,29 @@ func (s *Server) requireRunning(ctx context.Context, op, id string) error {
 type streamRuntime struct{ s *Server }
 
 func (r streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
-	var err error
-	if st, ok := r.s.rt.(Streamer); ok {
-		err = st.Exec(ctx, id, cmd, in, out, errw, tty, resize)
-	} else {
-		err = r.s.ownExec(ctx, id, cmd, in, out, errw, tty, resize)
+	st, ok := r.s.rt.(Streamer)
+	if !ok {
+		return errNoStreams
 	}
-	var ec interface{ ExitCode() int }
-	if err != nil && errors.As(err, &ec) && ec.ExitCode() >= 0 {
-		// The streaming server reports this to the client as the
-		// command's exit code rather than as a failure.
-		return exitError{code: ec.ExitCode()}
-	}
+	code, err := st.Exec(ctx, id, cmd, streams(in, out, errw, tty, resize))
 	if err != nil {
 		r.s.log.Warn("exec stream failed", "container", id, "error", err)
+		return err
 	}
-	return err
+	if code != 0 {
+		// The streaming server reports this to the client as the
+		// command's exit code rather than as a failure.
+		return exitError{code: code}
+	}
+	return nil
 }
 
 func (r streamRuntime) Attach(ctx context.Context, id string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
-	var err error
-	if st, ok := r.s.rt.(Streamer); ok {
-		err = st.Attach(ctx, id, in, out, errw, tty, resize)
-	} else {
-		err = r.s.ownAttach(ctx, id, in, out, errw, tty, resize)
+	st, ok := r.s.rt.(Streamer)
+	if !ok {
+		return errNoStreams
 	}
+	err := st.Attach(ctx, id, streams(in, out, errw, tty, resize))
 	if err != nil {
 		r.s.log.Warn("attach stream failed", "container", id, "error", err)
 	}
@@ -176,17 +174,20 @@ func (r streamRuntime) Attach(ctx context.Context, id string, in io.Reader, out,
 }
 
 func (r streamRuntime) PortForward(ctx context.Context, sandboxID string, port int32, stream io.ReadWriteCloser) error {
-	var err error
-	if st, ok := r.s.rt.(Streamer); ok {
-		err = st.PortForward(ctx, sandboxID, port, stream)
-	} else {
-		err = r.s.ownPortForward(ctx, sandboxID, port, stream)
+	st, ok := r.s.rt.(Streamer)
+	if !ok {
+		stream.Close()
+		return errNoStreams
 	}
+	err := st.PortForward(ctx, sandboxID, port, stream)
 	if err != nil {
 		r.s.log.Warn("port-forward stream failed", "sandbox", sandboxID, "port", port, "error", err)
 	}
 	return err
 }
+
+// errNoStreams: the Runtime given to the server serves no streams.
+var errNoStreams = errors.New("the runtime serves no exec, attach or port-forward streams")
 
 // exitError is the shape of k8s.io/utils/exec.ExitError, which the
 // streaming server recognises to pass an exit code on.

@@ -26,6 +26,32 @@ import (
 // runc alone would leave the process running in the container. Exec then
 // returns -1 and an error wrapping ctx.Err().
 func (r *Runc) Exec(ctx context.Context, id string, proc specs.Process, stdin io.Reader, stdout, stderr io.Writer, tty bool) (int, error) {
+	return r.exec(ctx, id, proc, stdin, stdout, stderr, tty, nil)
+}
+
+// Winsize is a terminal's size in characters.
+type Winsize struct{ Width, Height uint16 }
+
+// ExecTerminal is Exec with a terminal whose window follows resize: the
+// process starts with the first size received (a client sends its size
+// first; see initialSizeWait), and every later size is applied while it
+// runs. resize may be nil (a 24x80 window).
+//
+// runc's --console-socket hands the pty master to the caller only with
+// --detach, and a detached exec's exit status goes to runc's parent's
+// subreaper, not to us. So runc stays in the foreground, relaying a pty of
+// ours: it copies the size of that pty to the container's on start and on
+// every SIGWINCH, which is what a resize sends it after setting our pty's
+// size.
+func (r *Runc) ExecTerminal(ctx context.Context, id string, proc specs.Process, stdin io.Reader, stdout io.Writer, resize <-chan Winsize) (int, error) {
+	return r.exec(ctx, id, proc, stdin, stdout, nil, true, resize)
+}
+
+// initialSizeWait bounds how long a terminal exec waits for the client's
+// first size before it starts the process with 24x80.
+const initialSizeWait = 250 * time.Millisecond
+
+func (r *Runc) exec(ctx context.Context, id string, proc specs.Process, stdin io.Reader, stdout, stderr io.Writer, tty bool, resize <-chan Winsize) (int, error) {
 	dir, err := os.MkdirTemp("", "runc-exec-")
 	if err != nil {
 		return -1, fmt.Errorf("exec in %s: %w", id, err)
@@ -51,20 +77,41 @@ func (r *Runc) Exec(ctx context.Context, id string, proc specs.Process, stdin io
 	}
 	defer done()
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+	var pty ptyPair
 	if tty {
 		// runc relays a terminal only from a terminal of its own: it finds
 		// one on its stdio and copies the container's pty to its stdout.
 		// Give it a pty as stderr; stdin and stdout stay the caller's.
-		pty, err := newPty()
+		pty, err = newPty()
 		if err != nil {
 			return -1, fmt.Errorf("exec in %s: %w", id, err)
 		}
 		defer pty.master.Close()
 		defer pty.slave.Close()
 		cmd.Stderr = pty.slave
+		if resize != nil {
+			// runc reads our pty's size as it starts the process: set the
+			// client's first size on it before.
+			select {
+			case ws, ok := <-resize:
+				if !ok {
+					resize = nil
+				} else {
+					pty.setSize(ws)
+				}
+			case <-time.After(initialSizeWait):
+			case <-ctx.Done():
+				return -1, fmt.Errorf("exec in %s: %w", id, ctx.Err())
+			}
+		}
 	}
 	if err := cmd.Start(); err != nil {
 		return -1, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	if tty && resize != nil {
+		stop := make(chan struct{})
+		defer close(stop)
+		go relayResize(resize, stop, pty.slave, cmd.Process)
 	}
 	var werr error
 	waited := make(chan struct{})
@@ -141,4 +188,31 @@ func newPty() (ptyPair, error) {
 	}
 	_ = unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: 80})
 	return ptyPair{master: master, slave: slave}, nil
+}
+
+// setSize sets the pty's window; a zero width or height is ignored.
+func (p ptyPair) setSize(ws Winsize) {
+	if ws.Width == 0 || ws.Height == 0 {
+		return
+	}
+	_ = unix.IoctlSetWinsize(int(p.slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: ws.Height, Col: ws.Width})
+}
+
+// relayResize applies each size to the pty runc relays and tells runc with
+// SIGWINCH (the pty is not runc's controlling terminal, so the kernel does
+// not), until stop closes or resize ends.
+func relayResize(resize <-chan Winsize, stop <-chan struct{}, slave *os.File, runc *os.Process) {
+	p := ptyPair{slave: slave}
+	for {
+		select {
+		case <-stop:
+			return
+		case ws, ok := <-resize:
+			if !ok {
+				return
+			}
+			p.setSize(ws)
+			_ = runc.Signal(unix.SIGWINCH)
+		}
+	}
 }
