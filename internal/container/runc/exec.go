@@ -42,7 +42,8 @@ type Winsize struct{ Width, Height uint16 }
 // subreaper, not to us. So runc stays in the foreground, relaying a pty of
 // ours: it copies the size of that pty to the container's on start and on
 // every SIGWINCH, which is what a resize sends it after setting our pty's
-// size.
+// size. The first size also goes into the process's consoleSize, which
+// runc applies before the process starts.
 func (r *Runc) ExecTerminal(ctx context.Context, id string, proc specs.Process, stdin io.Reader, stdout io.Writer, resize <-chan Winsize) (int, error) {
 	return r.exec(ctx, id, proc, stdin, stdout, nil, true, resize)
 }
@@ -58,6 +59,26 @@ func (r *Runc) exec(ctx context.Context, id string, proc specs.Process, stdin io
 	}
 	defer os.RemoveAll(dir)
 	proc.Terminal = tty
+	size := Winsize{Width: 80, Height: 24}
+	if tty {
+		if resize != nil {
+			select {
+			case ws, ok := <-resize:
+				if !ok {
+					resize = nil
+				} else if ws.Width > 0 && ws.Height > 0 {
+					size = ws
+				}
+			case <-time.After(initialSizeWait):
+			case <-ctx.Done():
+				return -1, fmt.Errorf("exec in %s: %w", id, ctx.Err())
+			}
+		}
+		// runc sizes the container's terminal before the process starts
+		// only from the spec; its own copy of the size comes later, and a
+		// quick `stty size` would see 0 0.
+		proc.ConsoleSize = &specs.Box{Height: uint(size.Height), Width: uint(size.Width)}
+	}
 	data, err := json.Marshal(proc)
 	if err != nil {
 		return -1, fmt.Errorf("exec in %s: %w", id, err)
@@ -89,21 +110,9 @@ func (r *Runc) exec(ctx context.Context, id string, proc specs.Process, stdin io
 		defer pty.master.Close()
 		defer pty.slave.Close()
 		cmd.Stderr = pty.slave
-		if resize != nil {
-			// runc reads our pty's size as it starts the process: set the
-			// client's first size on it before.
-			select {
-			case ws, ok := <-resize:
-				if !ok {
-					resize = nil
-				} else {
-					pty.setSize(ws)
-				}
-			case <-time.After(initialSizeWait):
-			case <-ctx.Done():
-				return -1, fmt.Errorf("exec in %s: %w", id, ctx.Err())
-			}
-		}
+		// runc copies our pty's size to the container's once the process
+		// runs; keep them the same.
+		pty.setSize(size)
 	}
 	if err := cmd.Start(); err != nil {
 		return -1, fmt.Errorf("exec in %s: %w", id, err)

@@ -61,7 +61,7 @@ func TestExecTerminalWindowSize(t *testing.T) {
 				t.Fatalf("exec = %d, %v (output %q)", code, err, out.String())
 			}
 			if got := strings.TrimSpace(out.String()); got != tt.want {
-				t.Errorf("stty size = %q, want %q", got, tt.want)
+				t.Errorf("stty size = %q (exit %d), want %q", got, code, tt.want)
 			}
 		})
 	}
