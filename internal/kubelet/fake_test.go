@@ -19,7 +19,8 @@ type fakeRuntime struct {
 	n          int
 	sandboxes  map[string]*fakeSandbox
 	containers map[string]*fakeContainer
-	stops      []int64 // timeouts of StopContainer calls on running containers
+	stops      []int64  // timeouts of StopContainer calls on running containers
+	stopped    []string // names of the containers stopped, in order
 	created    []string
 	// exec answers ExecSync when set (probes); nil: exit 0 with "ok".
 	exec  func(name string, cmd []string) (*runtimeapi.ExecSyncResponse, error)
@@ -164,6 +165,7 @@ func (f *fakeRuntime) StopContainer(_ context.Context, r *runtimeapi.StopContain
 	defer f.mu.Unlock()
 	if c, ok := f.containers[r.GetContainerId()]; ok && c.state == runtimeapi.ContainerState_CONTAINER_RUNNING {
 		f.stops = append(f.stops, r.GetTimeout())
+		f.stopped = append(f.stopped, c.cfg.GetMetadata().GetName())
 		c.state, c.finished, c.exitCode = runtimeapi.ContainerState_CONTAINER_EXITED, f.now(), 137
 	}
 	return &runtimeapi.StopContainerResponse{}, nil

@@ -118,7 +118,8 @@ type probeWorker struct {
 }
 
 // sync makes the probe workers match the pod's running containers: one
-// per probe of each running app container, none for anything else.
+// per probe of each running app container and sidecar, none for anything
+// else.
 func (p *prober) sync(ctx context.Context, pod *corev1.Pod, st *podState, sb *sandboxState) {
 	want := map[probeKey]bool{}
 	var start []*probeWorker
@@ -131,8 +132,7 @@ func (p *prober) sync(ctx context.Context, pod *corev1.Pod, st *podState, sb *sa
 	}
 	p.mu.Lock()
 	if sb != nil && sb.ready {
-		for i := range pod.Spec.Containers {
-			c := &pod.Spec.Containers[i]
+		for _, c := range probedContainers(pod) {
 			cs := st.in(sb.id, c.Name)
 			if cs == nil || !cs.running() {
 				continue
@@ -176,8 +176,7 @@ func (p *prober) sync(ctx context.Context, pod *corev1.Pod, st *podState, sb *sa
 func (p *prober) needsNetwork(pod *corev1.Pod, st *podState, sb *sandboxState) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for i := range pod.Spec.Containers {
-		c := &pod.Spec.Containers[i]
+	for _, c := range probedContainers(pod) {
 		cs := st.in(sb.id, c.Name)
 		if cs == nil || !cs.running() {
 			continue

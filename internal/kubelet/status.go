@@ -78,19 +78,30 @@ func (w *worker) computeStatus(pod *corev1.Pod, st *podState) corev1.PodStatus {
 	}
 
 	initDone := true
-	var incomplete []string
+	var incomplete, unready []string
+	pastInit := sb != nil && appsStarted(pod, st, sb)
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		cs := w.containerStatus(pod, c, st, true, false)
-		if t := cs.State.Terminated; t != nil && t.ExitCode == 0 {
+		switch {
+		case isSidecar(c):
+			// A sidecar counts as initialized once started; later
+			// restarts do not take the Initialized condition back.
+			if !pastInit && (cs.Started == nil || !*cs.Started) {
+				initDone = false
+				incomplete = append(incomplete, c.Name)
+			}
+			if !cs.Ready {
+				unready = append(unready, c.Name)
+			}
+		case cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0:
 			cs.Ready = true
-		} else {
+		default:
 			initDone = false
 			incomplete = append(incomplete, c.Name)
 		}
 		s.InitContainerStatuses = append(s.InitContainerStatuses, cs)
 	}
-	var unready []string
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
 		cs := w.containerStatus(pod, c, st, false, !initDone)
@@ -99,7 +110,7 @@ func (w *worker) computeStatus(pod *corev1.Pod, st *podState) corev1.PodStatus {
 		}
 		s.ContainerStatuses = append(s.ContainerStatuses, cs)
 	}
-	s.Phase = podPhase(pod, s.InitContainerStatuses, s.ContainerStatuses)
+	s.Phase = podPhase(pod, s.InitContainerStatuses, s.ContainerStatuses, pastInit)
 	if terminal(old.Phase) {
 		s.Phase = old.Phase // a pod never leaves a terminal phase
 	}
@@ -165,7 +176,7 @@ func (w *worker) containerStatus(pod *corev1.Pod, c *corev1.Container, st *podSt
 	switch {
 	case cur != nil && cur.running():
 		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(cur.started)}
-		cs.Ready = !init && w.k.probes.ready(cur.id, c)
+		cs.Ready = (!init || isSidecar(c)) && w.k.probes.ready(cur.id, c)
 		if prev != nil && prev.exited() {
 			cs.LastTerminationState.Terminated = terminated(prev)
 		}
@@ -188,7 +199,7 @@ func (w *worker) containerStatus(pod *corev1.Pod, c *corev1.Container, st *podSt
 		}
 		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: reason}
 	}
-	started := cs.State.Running != nil && (init || w.k.probes.started(cur.id, c))
+	started := cs.State.Running != nil && ((init && !isSidecar(c)) || w.k.probes.started(cur.id, c))
 	cs.Started = &started
 	return cs
 }
@@ -234,9 +245,17 @@ func (w *worker) imageID(specImage, ref string) string {
 }
 
 // podPhase is kubelet's getPhase.
-func podPhase(pod *corev1.Pod, initStatuses, statuses []corev1.ContainerStatus) corev1.PodPhase {
+// A sidecar keeps the pod pending only until it has started (or the app
+// containers were created) and never fails it.
+func podPhase(pod *corev1.Pod, initStatuses, statuses []corev1.ContainerStatus, pastInit bool) corev1.PodPhase {
 	pendingInit, failedInit := 0, 0
-	for _, s := range initStatuses {
+	for i, s := range initStatuses {
+		if i < len(pod.Spec.InitContainers) && isSidecar(&pod.Spec.InitContainers[i]) {
+			if !pastInit && (s.Started == nil || !*s.Started) {
+				pendingInit++
+			}
+			continue
+		}
 		switch {
 		case s.State.Running != nil:
 			pendingInit++

@@ -188,14 +188,61 @@ func metav1Preconditions(uid types.UID) (p metav1.Preconditions) {
 
 func terminal(p corev1.PodPhase) bool { return p == corev1.PodSucceeded || p == corev1.PodFailed }
 
-// terminate stops every container with the grace period (Killing events),
-// then stops and removes the sandboxes.
+// terminate stops every container with the grace period (Killing events):
+// the app containers (and regular init containers) together, then the
+// sidecars one by one in reverse order, as kubelet does; then it stops and
+// removes the sandboxes.
 func (w *worker) terminate(ctx context.Context, pod *corev1.Pod, st *podState, grace int64) error {
-	var wg sync.WaitGroup
-	for _, c := range st.containers {
-		if !c.running() {
+	w.stopContainers(ctx, pod, st, grace, func(name string) bool {
+		spec, init := w.specOf(pod, name)
+		return !init || spec == nil || !isSidecar(spec)
+	})
+	w.stopSidecars(ctx, pod, st)
+	var errs []error
+	for _, sb := range st.sandboxes {
+		if _, err := w.k.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.id}); err != nil {
+			errs = append(errs, err)
 			continue
 		}
+		if _, err := w.k.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.id}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// stopSidecars stops the running sidecars in reverse order with the pod's
+// grace period and reports whether it stopped any.
+func (w *worker) stopSidecars(ctx context.Context, pod *corev1.Pod, st *podState) bool {
+	grace := objects.DefaultTerminationGracePeriodSeconds
+	if pod.DeletionGracePeriodSeconds != nil {
+		grace = max(*pod.DeletionGracePeriodSeconds, minKillGrace)
+	} else if pod.Spec.TerminationGracePeriodSeconds != nil {
+		grace = *pod.Spec.TerminationGracePeriodSeconds
+	}
+	stopped := false
+	for i := len(pod.Spec.InitContainers) - 1; i >= 0; i-- {
+		c := &pod.Spec.InitContainers[i]
+		if !isSidecar(c) {
+			continue
+		}
+		if w.stopContainers(ctx, pod, st, grace, func(name string) bool { return name == c.Name }) {
+			stopped = true
+		}
+	}
+	return stopped
+}
+
+// stopContainers stops, in parallel, the running containers whose name
+// matches, with Killing events, and reports whether there were any.
+func (w *worker) stopContainers(ctx context.Context, pod *corev1.Pod, st *podState, grace int64, match func(string) bool) bool {
+	var wg sync.WaitGroup
+	anyStopped := false
+	for _, c := range st.containers {
+		if !c.running() || !match(c.name) {
+			continue
+		}
+		anyStopped = true
 		spec, init := w.specOf(pod, c.name)
 		if spec != nil {
 			w.event(pod, fieldPath(spec, init), corev1.EventTypeNormal, EventKilling, "Stopping container "+c.name)
@@ -209,17 +256,7 @@ func (w *worker) terminate(ctx context.Context, pod *corev1.Pod, st *podState, g
 		}(c.id)
 	}
 	wg.Wait()
-	var errs []error
-	for _, sb := range st.sandboxes {
-		if _, err := w.k.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.id}); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if _, err := w.k.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.id}); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return anyStopped
 }
 
 // cleanup removes what the pod left on the node besides runtime objects.
@@ -327,11 +364,26 @@ func (w *worker) syncPod(ctx context.Context, pod *corev1.Pod, st *podState) {
 	w.fillIPs(pod, sb)
 
 	initDone := true
+	done := appsDone(pod, st)
+	pastInit := appsStarted(pod, st, sb)
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		cs := st.in(sb.id, c.Name)
+		if isSidecar(c) {
+			if done {
+				continue // stopped below, never restarted
+			}
+			if w.syncSidecar(ctx, pod, c, cs, sb, st, vols) || pastInit {
+				continue
+			}
+			initDone = false
+			break
+		}
 		if cs != nil && cs.exited() && cs.exitCode == 0 {
 			continue
+		}
+		if pastInit && cs == nil {
+			continue // removed by gc after the pod initialized
 		}
 		initDone = false
 		switch {
@@ -387,6 +439,11 @@ func (w *worker) syncPod(ctx context.Context, pod *corev1.Pod, st *podState) {
 	if st2, err := k.runtimeState(ctx, w.uid); err == nil {
 		st = st2
 	}
+	if appsDone(pod, st) && w.stopSidecars(ctx, pod, st) {
+		if st2, err := k.runtimeState(ctx, w.uid); err == nil {
+			st = st2
+		}
+	}
 	w.gc(ctx, pod, st)
 	k.probes.sync(ctx, pod, st, st.current())
 	w.lastState = st
@@ -397,10 +454,11 @@ func (w *worker) syncPod(ctx context.Context, pod *corev1.Pod, st *podState) {
 // comes back.
 func (w *worker) killUnhealthy(ctx context.Context, pod *corev1.Pod, c *corev1.Container, cs *containerState, t probeType) {
 	msg := fmt.Sprintf("Container %s failed %s probe", c.Name, strings.ToLower(t.String()))
-	if pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
+	_, init := w.specOf(pod, c.Name)
+	if pod.Spec.RestartPolicy != corev1.RestartPolicyNever || init {
 		msg += ", will be restarted"
 	}
-	w.event(pod, fieldPath(c, false), corev1.EventTypeNormal, EventKilling, msg)
+	w.event(pod, fieldPath(c, init), corev1.EventTypeNormal, EventKilling, msg)
 	grace := objects.DefaultTerminationGracePeriodSeconds
 	if pod.Spec.TerminationGracePeriodSeconds != nil {
 		grace = *pod.Spec.TerminationGracePeriodSeconds
