@@ -168,6 +168,17 @@ func (w *worker) sync(ctx context.Context) bool {
 		log.Info("pod removed")
 		return true
 	}
+	if pod.Spec.NodeName == "" {
+		if pod, err = w.bind(ctx, pod); err != nil {
+			log.Warn("bind pod", "err", err)
+			return false
+		}
+	}
+	if pod.Spec.NodeName != k.node {
+		w.notHere(ctx, pod)
+		w.next = DefaultStatusResync
+		return false
+	}
 	if terminal(pod.Status.Phase) {
 		// A finished pod keeps its status; nothing runs any more.
 		k.probes.removePod(w.uid)

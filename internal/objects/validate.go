@@ -63,11 +63,11 @@ func validatePodSpec(s *corev1.PodSpec, p *field.Path) field.ErrorList {
 	vols, vErrs := validateVolumes(s.Volumes, p.Child("volumes"))
 	errs = append(errs, vErrs...)
 	names := sets.New[string]()
-	errs = append(errs, validateContainers(s.InitContainers, vols, names, p.Child("initContainers"))...)
+	errs = append(errs, validateContainers(s.InitContainers, true, vols, names, p.Child("initContainers"))...)
 	if len(s.Containers) == 0 {
 		errs = append(errs, field.Required(p.Child("containers"), ""))
 	}
-	errs = append(errs, validateContainers(s.Containers, vols, names, p.Child("containers"))...)
+	errs = append(errs, validateContainers(s.Containers, false, vols, names, p.Child("containers"))...)
 	errs = append(errs, enum(p.Child("restartPolicy"), string(s.RestartPolicy),
 		corev1.RestartPolicyAlways, corev1.RestartPolicyOnFailure, corev1.RestartPolicyNever)...)
 	errs = append(errs, enum(p.Child("dnsPolicy"), string(s.DNSPolicy),
@@ -188,11 +188,16 @@ func modeOf(src corev1.VolumeSource) *int32 {
 	return nil
 }
 
-func validateContainers(cs []corev1.Container, vols, names sets.Set[string], p *field.Path) field.ErrorList {
+// validateContainers checks app or init containers. A container's
+// restartPolicy follows Kubernetes with the ContainerRestartRules feature
+// gate off (its default): only Always, and only on an init container (a
+// sidecar); only sidecars may have probes among init containers.
+func validateContainers(cs []corev1.Container, init bool, vols, names sets.Set[string], p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	for i := range cs {
 		c := &cs[i]
 		ip := p.Index(i)
+		errs = append(errs, validateRestartPolicy(c, init, ip)...)
 		if c.Name == "" {
 			errs = append(errs, field.Required(ip.Child("name"), ""))
 		} else {
@@ -414,6 +419,33 @@ func validateEvent(e *corev1.Event) field.ErrorList {
 	}
 	if e.Type != corev1.EventTypeNormal && e.Type != corev1.EventTypeWarning {
 		errs = append(errs, field.NotSupported(field.NewPath("type"), e.Type, []string{corev1.EventTypeNormal, corev1.EventTypeWarning}))
+	}
+	return errs
+}
+
+func validateRestartPolicy(c *corev1.Container, init bool, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if len(c.RestartPolicyRules) > 0 {
+		errs = append(errs, field.Forbidden(p.Child("restartPolicyRules"), "may not be set (feature gate ContainerRestartRules is off)"))
+	}
+	if !init {
+		if c.RestartPolicy != nil {
+			errs = append(errs, field.Forbidden(p.Child("restartPolicy"), "may not be set for non-init containers"))
+		}
+		return errs
+	}
+	if c.RestartPolicy != nil && *c.RestartPolicy != corev1.ContainerRestartPolicyAlways {
+		errs = append(errs, field.NotSupported(p.Child("restartPolicy"), *c.RestartPolicy, []corev1.ContainerRestartPolicy{corev1.ContainerRestartPolicyAlways}))
+	}
+	if c.RestartPolicy == nil || *c.RestartPolicy != corev1.ContainerRestartPolicyAlways {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"lifecycle", c.Lifecycle != nil}, {"livenessProbe", c.LivenessProbe != nil}, {"readinessProbe", c.ReadinessProbe != nil}, {"startupProbe", c.StartupProbe != nil}} {
+			if f.set {
+				errs = append(errs, field.Forbidden(p.Child(f.name), "may not be set for init containers without restartPolicy=Always"))
+			}
+		}
 	}
 	return errs
 }
