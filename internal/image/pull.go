@@ -239,11 +239,12 @@ func (s *Service) pullFrom(ctx context.Context, ref reference.Reference, ep regi
 		remote.WithTransport(rt),
 		remote.WithAuth(authFor(cred)),
 		remote.WithUserAgent("peapod"),
-		remote.WithRetryBackoff(remote.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 3}),
+		remote.WithRetryBackoff(retryBackoff),
 	)
 	if err != nil {
 		return nil, err
 	}
+	blobs := newBlobClient(repo, authFor(cred), rt)
 	var target name.Reference = repo.Tag(ref.Tag)
 	if ref.Digest != "" {
 		target = repo.Digest(ref.Digest.String())
@@ -296,7 +297,7 @@ func (s *Service) pullFrom(ctx context.Context, ref reference.Reference, ep regi
 	lease := s.store.NewLease()
 	defer lease.Release()
 	lease.Add(configDigest, manifestDigest, topDigest)
-	configBytes, err := s.fetchConfig(ctx, puller, repo, m.Config)
+	configBytes, err := s.fetchConfig(ctx, blobs, m.Config)
 	if err != nil {
 		return nil, fail(err)
 	}
@@ -324,7 +325,7 @@ func (s *Service) pullFrom(ctx context.Context, ref reference.Reference, ep regi
 	for _, i := range todo {
 		l, diffID := m.Layers[i], cfg.RootFS.DiffIDs[i]
 		g.Go(func() error {
-			return s.fetchLayer(gctx, puller, repo, ref.String(), l, diffID, opts.Progress)
+			return s.fetchLayer(gctx, blobs, ref.String(), l, diffID, opts.Progress)
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -395,14 +396,14 @@ func (s *Service) pickPlatform(idx *v1.IndexManifest) (v1.Descriptor, error) {
 // concurrent pull already fetched it, else from the registry (once, however
 // many pulls ask at the same time). It is stored as soon as it is verified;
 // the caller's lease keeps it until the image record refers to it.
-func (s *Service) fetchConfig(ctx context.Context, p *remote.Puller, repo name.Repository, desc v1.Descriptor) ([]byte, error) {
+func (s *Service) fetchConfig(ctx context.Context, blobs *blobClient, desc v1.Descriptor) ([]byte, error) {
 	d := digest.Digest(desc.Digest.String())
 	for {
 		if b, err := s.store.ReadContent(d); err == nil {
 			return b, nil
 		}
 		v, err := s.flights.do(ctx, "config "+d.String(), func() (any, error) {
-			b, err := fetchSmallBlob(ctx, p, repo, desc)
+			b, err := fetchSmallBlob(ctx, blobs, desc)
 			if err != nil {
 				return nil, err
 			}
@@ -423,21 +424,18 @@ func isContextErr(err error) bool {
 }
 
 // fetchSmallBlob fetches a config blob, verifying size and digest.
-func fetchSmallBlob(ctx context.Context, p *remote.Puller, repo name.Repository, desc v1.Descriptor) ([]byte, error) {
+func fetchSmallBlob(ctx context.Context, blobs *blobClient, desc v1.Descriptor) ([]byte, error) {
 	const limit = 8 << 20
 	if desc.Size > limit {
 		return nil, fmt.Errorf("blob %s: %d bytes is too large for an image config", desc.Digest, desc.Size)
 	}
-	l, err := p.Layer(ctx, repo.Digest(desc.Digest.String()))
-	if err != nil {
-		return nil, err
-	}
-	rc, err := l.Compressed()
+	d := digest.Digest(desc.Digest.String())
+	rc, err := blobs.open(ctx, d)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	v := newVerifier(rc, digest.Digest(desc.Digest.String()), desc.Size, nil)
+	v := newVerifier(rc, d, desc.Size, nil)
 	b, readErr := io.ReadAll(v)
 	if err := v.verify(readErr); err != nil {
 		return nil, err
@@ -447,7 +445,7 @@ func fetchSmallBlob(ctx context.Context, p *remote.Puller, repo name.Repository,
 
 // fetchLayer makes sure the layer is stored, downloading it at most once
 // however many pulls want it at the same time.
-func (s *Service) fetchLayer(ctx context.Context, p *remote.Puller, repo name.Repository, image string, desc v1.Descriptor, diffID digest.Digest, progress func(ProgressEvent)) error {
+func (s *Service) fetchLayer(ctx context.Context, blobs *blobClient, image string, desc v1.Descriptor, diffID digest.Digest, progress func(ProgressEvent)) error {
 	d := digest.Digest(desc.Digest.String())
 	for {
 		var ran bool
@@ -456,7 +454,7 @@ func (s *Service) fetchLayer(ctx context.Context, p *remote.Puller, repo name.Re
 			if s.store.HasLayer(diffID) {
 				return nil, nil
 			}
-			return nil, s.downloadLayer(ctx, p, repo, image, desc, diffID, progress)
+			return nil, s.downloadLayer(ctx, blobs, image, desc, diffID, progress)
 		})
 		if errors.Is(err, errRetry) {
 			continue
@@ -470,19 +468,16 @@ func (s *Service) fetchLayer(ctx context.Context, p *remote.Puller, repo name.Re
 
 // downloadLayer streams one layer: compressed stream → digest and size
 // check → decompress → diffID hash → unpack into an ingest directory, then
-// commits it under its diffID.
-func (s *Service) downloadLayer(ctx context.Context, p *remote.Puller, repo name.Repository, image string, desc v1.Descriptor, diffID digest.Digest, progress func(ProgressEvent)) error {
+// commits it under its diffID. The compressed stream is hashed once, by the
+// verifier (blobClient fetches it without go-containerregistry's check).
+func (s *Service) downloadLayer(ctx context.Context, blobs *blobClient, image string, desc v1.Descriptor, diffID digest.Digest, progress func(ProgressEvent)) error {
 	d := digest.Digest(desc.Digest.String())
 	ingest, err := s.store.NewLayerIngest()
 	if err != nil {
 		return err
 	}
 	defer ingest.Abort()
-	l, err := p.Layer(ctx, repo.Digest(d.String()))
-	if err != nil {
-		return err
-	}
-	rc, err := l.Compressed()
+	rc, err := blobs.open(ctx, d)
 	if err != nil {
 		return err
 	}
@@ -594,8 +589,8 @@ func (v *verifier) verify(readErr error) error {
 		return fmt.Errorf("%w: blob %s is longer than the %d bytes its descriptor says", ErrDigestMismatch, v.want, v.size)
 	}
 	if v.n == v.size {
-		// All bytes are here: whatever else failed (go-containerregistry's
-		// own check included), a wrong hash is the error to report.
+		// All bytes are here: whatever else failed (decompression, the
+		// diffID), a wrong hash is the error to report.
 		if got := digest.NewDigest(v.want.Algorithm(), v.h); got != v.want {
 			return fmt.Errorf("%w: blob %s arrived with digest %s: the registry, a mirror or a proxy altered it; nothing was stored", ErrDigestMismatch, v.want, got)
 		}

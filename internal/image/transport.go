@@ -6,7 +6,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"sync"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/peapod/peapod/internal/image/registries"
 )
@@ -89,4 +96,71 @@ func probe(ctx context.Context, rt http.RoundTripper, ep registries.Endpoint) (s
 		}
 	}
 	return "", firstErr
+}
+
+// blobClient fetches blobs of one repository on one endpoint with one
+// credential. go-containerregistry's remote layers wrap every blob body in
+// their own SHA-256 check; peapod's verifier already hashes each byte (for
+// its precise digest, size and progress reports), so blobs are fetched here
+// with a plain GET through go-containerregistry's authenticating transport
+// (same ping, token exchange, scheme pick, retries and user agent as the
+// puller's manifests), and hashed once. Redirects (blob storage behind a
+// registry) are followed by net/http; the transport only sends the
+// registry's credentials to the registry's own host.
+type blobClient struct {
+	repo name.Repository
+	auth authn.Authenticator
+	rt   http.RoundTripper // the endpoint's transport (TLS, scheme guard)
+
+	mu     sync.Mutex
+	client *http.Client // built on first use: a fully cached image needs none
+}
+
+// retryBackoff is how the puller and the blob client retry network flakes.
+var retryBackoff = transport.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 3}
+
+func newBlobClient(repo name.Repository, auth authn.Authenticator, rt http.RoundTripper) *blobClient {
+	return &blobClient{repo: repo, auth: auth, rt: rt}
+}
+
+func (b *blobClient) httpClient(ctx context.Context) (*http.Client, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.client != nil {
+		return b.client, nil
+	}
+	inner := transport.NewRetry(b.rt,
+		transport.WithRetryBackoff(retryBackoff),
+		transport.WithRetryStatusCodes(http.StatusRequestTimeout, http.StatusTooManyRequests,
+			http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout))
+	inner = transport.NewUserAgent(inner, "peapod")
+	tr, err := transport.NewWithContext(ctx, b.repo.Registry, b.auth, inner, []string{b.repo.Scope(transport.PullScope)})
+	if err != nil {
+		return nil, err
+	}
+	b.client = &http.Client{Transport: tr}
+	return b.client, nil
+}
+
+// open starts the download of blob d. The body is not verified: the caller
+// reads it through a verifier.
+func (b *blobClient) open(ctx context.Context, d digest.Digest) (io.ReadCloser, error) {
+	c, err := b.httpClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u := url.URL{Scheme: b.repo.Scheme(), Host: b.repo.RegistryStr(), Path: "/v2/" + b.repo.RepositoryStr() + "/blobs/" + d.String()}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch blob %s: %w", d, err)
+	}
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		resp.Body.Close()
+		return nil, err
+	}
+	return resp.Body, nil
 }
