@@ -8,6 +8,8 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/clock"
+
+	"github.com/peapod/peapod/internal/cgroup"
 )
 
 // fakeRuntime is an in-memory CRI runtime: containers run until the test
@@ -272,4 +274,28 @@ func (f *fakeRuntime) counts() (sandboxes, containers int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.sandboxes), len(f.containers)
+}
+
+// fakeCgroups records the pod cgroups the kubelet makes and removes.
+type fakeCgroups struct {
+	mu      sync.Mutex
+	made    map[string]cgroup.Resources
+	removed []string
+}
+
+func (f *fakeCgroups) Ensure(name string, r cgroup.Resources) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.made[name] = r
+	return nil
+}
+
+func (f *fakeCgroups) Remove(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.made[name]; ok {
+		delete(f.made, name)
+		f.removed = append(f.removed, name)
+	}
+	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/peapod/peapod/internal/cgroup"
 	"github.com/peapod/peapod/internal/image"
 	"github.com/peapod/peapod/internal/image/keyring"
 	"github.com/peapod/peapod/internal/image/reference"
@@ -64,6 +65,7 @@ type harness struct {
 	k       *Kubelet
 	root    string
 	workers map[string]*worker
+	cgroups *fakeCgroups
 }
 
 func newHarness(t *testing.T) *harness {
@@ -76,14 +78,15 @@ func newHarness(t *testing.T) *harness {
 	}
 	t.Cleanup(func() { st.Close() })
 	h := &harness{t: t, ctx: context.Background(), clk: clk, rt: newFakeRuntime(clk), store: st,
-		images: &fakeImages{present: map[string]*imagestore.Image{}}, root: root, workers: map[string]*worker{}}
+		images: &fakeImages{present: map[string]*imagestore.Image{}}, root: root, workers: map[string]*worker{},
+		cgroups: &fakeCgroups{made: map[string]cgroup.Resources{}}}
 	h.k = h.newKubelet()
 	return h
 }
 
 func (h *harness) newKubelet() *Kubelet {
 	k, err := New(Options{Root: h.root, Runtime: h.rt, Store: h.store, Images: h.images, Clock: h.clk,
-		NodeName: "node1", HostIP: "192.0.2.10", Logger: slog.New(slog.DiscardHandler)})
+		NodeName: "node1", HostIP: "192.0.2.10", PodCgroups: h.cgroups, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/clock"
 
+	"github.com/peapod/peapod/internal/cgroup"
 	"github.com/peapod/peapod/internal/image/keyring"
 	"github.com/peapod/peapod/internal/kubelet/backoff"
 	"github.com/peapod/peapod/internal/kubelet/images"
@@ -44,6 +45,14 @@ type Options struct {
 	// HostIP is the node address pods see as status.hostIP (default:
 	// the address of the default route's interface, else 127.0.0.1).
 	HostIP string
+
+	// CgroupRoot is the cgroupfs path under which the pod cgroups are made
+	// (ROOT/kubepods[/burstable|/besteffort]/pod<UID>, kubelet's
+	// cgroupsPerQOS layout; default DefaultCgroupRoot).
+	CgroupRoot string
+	// PodCgroups makes and removes the pod cgroups (default: the host's
+	// cgroup hierarchies; tests give a fake).
+	PodCgroups PodCgroups
 
 	Runtime Runtime
 	Store   Store
@@ -117,6 +126,7 @@ type Kubelet struct {
 	node    string
 
 	memoryCapacity int64
+	cgroups        PodCgroups // nil: no pod cgroups (none mounted)
 
 	mu      sync.Mutex
 	workers map[types.UID]*worker
@@ -166,6 +176,19 @@ func New(opts Options) (*Kubelet, error) {
 		workers:        map[types.UID]*worker{},
 	}
 	k.probes = newProber(k)
+	if opts.CgroupRoot == "" {
+		opts.CgroupRoot = DefaultCgroupRoot
+		k.opts.CgroupRoot = DefaultCgroupRoot
+	}
+	k.cgroups = opts.PodCgroups
+	if k.cgroups == nil {
+		m, err := cgroup.New()
+		if err != nil {
+			k.log.Warn("pods run without pod cgroups", "err", err)
+		} else {
+			k.cgroups = m
+		}
+	}
 	if store := opts.ImageStore; store != nil {
 		k.imageGC = &imageGC{k: k, images: store, users: append([]ContainerLister{opts.Runtime}, opts.ImageUsers...),
 			usage: opts.ImageFsUsage, pinned: opts.PinnedImages, lastUsed: map[string]time.Time{}}

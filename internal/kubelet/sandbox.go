@@ -101,6 +101,9 @@ func (k *Kubelet) sandboxConfig(pod *corev1.Pod, attempt uint32) *runtimeapi.Pod
 			lc.SecurityContext.Privileged = true
 		}
 	}
+	if k.cgroups != nil {
+		lc.CgroupParent = podCgroupName(k.opts.CgroupRoot, pod)
+	}
 	cfg.Linux = lc
 	return cfg
 }

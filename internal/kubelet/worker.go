@@ -279,6 +279,7 @@ func (w *worker) cleanup(pod *corev1.Pod) {
 	if pod.Name != "" {
 		_ = os.RemoveAll(k.LogDir(pod))
 	}
+	w.removeCgroup(pod)
 	k.probes.removePod(w.uid)
 	k.images.ForgetPod(w.uid)
 	k.crash.DeletePrefix(string(w.uid) + "_")
@@ -352,6 +353,12 @@ func (w *worker) syncPod(ctx context.Context, pod *corev1.Pod, st *podState) {
 		}
 		if err := os.MkdirAll(k.LogDir(pod), 0o755); err != nil {
 			log.Warn("pod log directory", "err", err)
+		}
+		if err := w.ensureCgroup(pod); err != nil {
+			w.event(pod, "", corev1.EventTypeWarning, EventFailedCreatePodSandBox, "Failed to create pod sandbox: "+err.Error())
+			w.lastState = st
+			w.next = 5 * time.Second
+			return
 		}
 		_, err := k.rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: k.sandboxConfig(pod, attempt)})
 		if err != nil {
