@@ -11,12 +11,14 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/BurntSushi/toml"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/peapod/peapod/internal/kubelet/images"
 )
@@ -99,6 +101,14 @@ type Kubelet struct {
 	// until usage is below the low one.
 	ImageGCHighThresholdPercent int `toml:"image_gc_high_threshold_percent"`
 	ImageGCLowThresholdPercent  int `toml:"image_gc_low_threshold_percent"`
+	// NodeName is this node's name: pods applied without spec.nodeName are
+	// bound to it, pods naming another node are not run. Empty means the
+	// host name.
+	NodeName string `toml:"node_name"`
+	// CgroupRoot is the cgroupfs path under which the pod cgroups are made
+	// (CgroupRoot/kubepods[/burstable|/besteffort]/pod<UID>), kubelet's
+	// cgroupRoot with cgroupsPerQOS and the cgroupfs driver.
+	CgroupRoot string `toml:"cgroup_root"`
 }
 
 // LogMaxSizeBytes is ContainerLogMaxSize in bytes (validated by Load).
@@ -138,6 +148,7 @@ func Default() Config {
 			ContainerLogMaxFiles:                   5,
 			ImageGCHighThresholdPercent:            85,
 			ImageGCLowThresholdPercent:             80,
+			CgroupRoot:                             "/peapod",
 		},
 	}
 }
@@ -211,6 +222,14 @@ func (k *Kubelet) validate() error {
 		if v.n < 0 || v.n > 100 {
 			return fmt.Errorf("kubelet.%s must be between 0 and 100, got %d", v.key, v.n)
 		}
+	}
+	if k.NodeName != "" {
+		if msgs := validation.IsDNS1123Subdomain(k.NodeName); len(msgs) > 0 {
+			return fmt.Errorf("kubelet.node_name %q: %s", k.NodeName, strings.Join(msgs, "; "))
+		}
+	}
+	if !path.IsAbs(k.CgroupRoot) || path.Clean(k.CgroupRoot) != k.CgroupRoot || strings.Contains(k.CgroupRoot, ":") {
+		return fmt.Errorf("kubelet.cgroup_root %q: want an absolute, clean cgroupfs path such as \"/peapod\" (the systemd driver is not supported)", k.CgroupRoot)
 	}
 	if k.ImageGCLowThresholdPercent >= k.ImageGCHighThresholdPercent {
 		return fmt.Errorf("kubelet.image_gc_low_threshold_percent (%d) must be less than image_gc_high_threshold_percent (%d)",

@@ -16,7 +16,8 @@ func TestLoadMissingOptionalFileGivesDefaults(t *testing.T) {
 		cfg.Image.RegistriesConfig != "/etc/peapod/registries.conf" || cfg.Runtime.Runc != "runc" ||
 		cfg.Kubelet.ImagePullCredentialsVerificationPolicy != "NeverVerifyPreloadedImages" || len(cfg.Kubelet.PreloadedImagesVerificationAllowlist) != 0 ||
 		cfg.Kubelet.ContainerLogMaxSize != "10Mi" || cfg.Kubelet.LogMaxSizeBytes() != 10<<20 || cfg.Kubelet.ContainerLogMaxFiles != 5 ||
-		cfg.Kubelet.ImageGCHighThresholdPercent != 85 || cfg.Kubelet.ImageGCLowThresholdPercent != 80 {
+		cfg.Kubelet.ImageGCHighThresholdPercent != 85 || cfg.Kubelet.ImageGCLowThresholdPercent != 80 ||
+		cfg.Kubelet.NodeName != "" || cfg.Kubelet.CgroupRoot != "/peapod" {
 		t.Fatalf("unexpected defaults: %+v", cfg)
 	}
 }
@@ -78,6 +79,18 @@ func TestLoad(t *testing.T) {
 		{name: "one log file", file: "[kubelet]\ncontainer_log_max_files = 1\n", wantErr: "kubelet.container_log_max_files must be at least 2"},
 		{name: "threshold above 100", file: "[kubelet]\nimage_gc_high_threshold_percent = 101\n", wantErr: "kubelet.image_gc_high_threshold_percent must be between 0 and 100, got 101"},
 		{name: "low not below high", file: "[kubelet]\nimage_gc_low_threshold_percent = 85\n", wantErr: "kubelet.image_gc_low_threshold_percent (85) must be less than image_gc_high_threshold_percent (85)"},
+		{
+			name: "node name and cgroup root",
+			file: "[kubelet]\nnode_name = \"worker-1\"\ncgroup_root = \"/pods\"\n",
+			check: func(t *testing.T, c Config) {
+				if c.Kubelet.NodeName != "worker-1" || c.Kubelet.CgroupRoot != "/pods" {
+					t.Fatalf("got %+v", c.Kubelet)
+				}
+			},
+		},
+		{name: "bad node name", file: "[kubelet]\nnode_name = \"Worker_1\"\n", wantErr: `kubelet.node_name "Worker_1": a lowercase RFC 1123 subdomain`},
+		{name: "relative cgroup root", file: "[kubelet]\ncgroup_root = \"peapod\"\n", wantErr: `kubelet.cgroup_root "peapod": want an absolute, clean cgroupfs path`},
+		{name: "systemd cgroup root", file: "[kubelet]\ncgroup_root = \"/system.slice:peapod:x\"\n", wantErr: `kubelet.cgroup_root`},
 		{name: "unknown kubelet key", file: "[kubelet]\nserialize_image_pulls = false\n", wantErr: "unknown key(s) kubelet.serialize_image_pulls"},
 	}
 	for _, tt := range tests {
