@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -156,11 +157,30 @@ func (b *blobClient) open(ctx context.Context, d digest.Digest) (io.ReadCloser, 
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("fetch blob %s: %w", d, err)
+		return nil, fmt.Errorf("fetch blob %s: %w", d, redactURL(err))
 	}
 	if err := transport.CheckError(resp, http.StatusOK); err != nil {
 		resp.Body.Close()
 		return nil, err
 	}
 	return resp.Body, nil
+}
+
+// redactURL drops the query of the URL a request error names: a redirect to
+// blob storage often carries a signature or token there, which must not
+// reach logs or pod events.
+func redactURL(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	u, perr := url.Parse(ue.URL)
+	if perr != nil {
+		return &url.Error{Op: ue.Op, URL: "(unparsable URL)", Err: ue.Err}
+	}
+	if u.RawQuery == "" && u.User == nil {
+		return err
+	}
+	u.RawQuery, u.User = "", nil
+	return &url.Error{Op: ue.Op, URL: u.String() + "?(query redacted)", Err: ue.Err}
 }

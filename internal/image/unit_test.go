@@ -174,3 +174,24 @@ func TestPullErrorNamesSourcesNotSecretsAndUnwrapsTheRegistry(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactURLDropsSignedQuery(t *testing.T) {
+	for _, tc := range []struct {
+		name, url, mustNot, must string
+	}{
+		{"signed storage URL", "https://storage.example/blob?X-Amz-Signature=s3cr3t&X-Amz-Credential=AKIA", "s3cr3t", "storage.example/blob"},
+		{"user info", "https://user:pa55@storage.example/blob", "pa55", "storage.example/blob"},
+		{"plain URL kept", "https://registry.example/v2/app/blobs/sha256:ab", "", "registry.example/v2/app/blobs/sha256:ab"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := redactURL(fmt.Errorf("get: %w", &url.Error{Op: "Get", URL: tc.url, Err: io.ErrUnexpectedEOF}))
+			msg := err.Error()
+			if tc.mustNot != "" && strings.Contains(msg, tc.mustNot) {
+				t.Errorf("error %q shows %q", msg, tc.mustNot)
+			}
+			if !strings.Contains(msg, tc.must) || !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Errorf("error %q: want it to name %q and wrap the cause", msg, tc.must)
+			}
+		})
+	}
+}
