@@ -133,6 +133,10 @@ func depth(p string) int {
 
 // bindMount converts one CRI mount. SELinux relabelling is ignored (this
 // host has no SELinux); features runc 1.1 lacks are refused by name.
+// A recursive read-only mount becomes runc's "rro" option (mount_setattr
+// on the whole tree, so submounts of the host path are read-only too); the
+// CRI requires it to be read-only and private, since a later propagated
+// mount would not inherit the attribute.
 func bindMount(m *runtime.Mount, src mountSources) (specs.Mount, string, error) {
 	dst := cleanDst(m)
 	switch {
@@ -140,8 +144,10 @@ func bindMount(m *runtime.Mount, src mountSources) (specs.Mount, string, error) 
 		return specs.Mount{}, "", fmt.Errorf("mount %s: image volumes are not supported", dst)
 	case len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0:
 		return specs.Mount{}, "", fmt.Errorf("mount %s: ID-mapped mounts are not supported (no user namespaces with runc 1.1)", dst)
-	case m.GetRecursiveReadOnly():
-		return specs.Mount{}, "", fmt.Errorf("mount %s: recursive read-only mounts are not supported by runc 1.1", dst)
+	case m.GetRecursiveReadOnly() && !m.GetReadonly():
+		return specs.Mount{}, "", fmt.Errorf("mount %s: a recursive read-only mount must be read-only", dst)
+	case m.GetRecursiveReadOnly() && m.GetPropagation() != runtime.MountPropagation_PROPAGATION_PRIVATE:
+		return specs.Mount{}, "", fmt.Errorf("mount %s: a recursive read-only mount needs private propagation", dst)
 	case m.GetHostPath() == "":
 		return specs.Mount{}, "", fmt.Errorf("mount %s: empty host path", dst)
 	}
@@ -171,6 +177,9 @@ func bindMount(m *runtime.Mount, src mountSources) (specs.Mount, string, error) 
 	}
 	if m.GetReadonly() {
 		opts = append(opts, "ro")
+		if m.GetRecursiveReadOnly() {
+			opts = append(opts, "rro")
+		}
 	} else {
 		opts = append(opts, "rw")
 	}

@@ -209,7 +209,8 @@ func TestMountErrorsAndSources(t *testing.T) {
 	}{
 		{"relative container path", &runtime.Mount{ContainerPath: "rel", HostPath: h}, "must be absolute"},
 		{"relative host path", &runtime.Mount{ContainerPath: "/x", HostPath: "rel"}, "must be absolute"},
-		{"recursive read-only", &runtime.Mount{ContainerPath: "/x", HostPath: h, Readonly: true, RecursiveReadOnly: true}, "recursive read-only"},
+		{"recursive read-only but writable", &runtime.Mount{ContainerPath: "/x", HostPath: h, RecursiveReadOnly: true}, "must be read-only"},
+		{"recursive read-only with propagation", &runtime.Mount{ContainerPath: "/x", HostPath: h, Readonly: true, RecursiveReadOnly: true, Propagation: runtime.MountPropagation_PROPAGATION_HOST_TO_CONTAINER}, "private propagation"},
 		{"image volume", &runtime.Mount{ContainerPath: "/x", Image: &runtime.ImageSpec{Image: "busybox"}}, "image volumes"},
 		{"id mapped", &runtime.Mount{ContainerPath: "/x", HostPath: h, UidMappings: []*runtime.IDMapping{{HostId: 1, Length: 1}}}, "ID-mapped"},
 		{"missing source without create", &runtime.Mount{ContainerPath: "/x", HostPath: filepath.Join(h, "nope")}, "no such file"},
@@ -223,6 +224,23 @@ func TestMountErrorsAndSources(t *testing.T) {
 	}
 	if _, _, err := containerMounts([]*runtime.Mount{{ContainerPath: "/x", HostPath: h}, {ContainerPath: "/x/", HostPath: h}}, nil, mountSources{}); err == nil {
 		t.Fatal("duplicate destinations accepted")
+	}
+}
+
+func TestRecursiveReadOnlyMount(t *testing.T) {
+	h := t.TempDir()
+	ms, _, err := containerMounts([]*runtime.Mount{
+		{ContainerPath: "/rro", HostPath: h, Readonly: true, RecursiveReadOnly: true},
+		{ContainerPath: "/ro", HostPath: h, Readonly: true},
+	}, nil, mountSources{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := find(ms, "/rro").Options; !slices.Contains(o, "rro") || !slices.Contains(o, "ro") {
+		t.Errorf("recursive read-only options = %v, want ro and rro", o)
+	}
+	if o := find(ms, "/ro").Options; slices.Contains(o, "rro") {
+		t.Errorf("plain read-only options = %v, want no rro", o)
 	}
 }
 
