@@ -203,6 +203,7 @@ func newInspectCmd(g *globals) *cobra.Command {
 			return enc.Encode(img)
 		},
 	})
+	cmd.AddCommand(newInspectPodCmd(g))
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 // Command registry starts a private registry for the demo: Debian's
 // docker-registry on loopback with TLS (a CA it generates) and htpasswd
-// authentication, seeded with a busybox-based web image built locally. It
+// authentication, seeded with a busybox-based web image built locally (httpd
+// serving a baked-in /www/index.html on port 8080). It
 // writes what the demo needs to know to an env file and serves until it is
 // sent SIGTERM or SIGINT.
 package main
@@ -19,6 +20,9 @@ import (
 	"github.com/peapod/peapod/internal/imagetest"
 	"github.com/peapod/peapod/internal/registrytest"
 )
+
+// Page is the web image's /www/index.html, which its httpd serves.
+const Page = "<h1>Hello from awesomeapps/web</h1> served by busybox httpd over the pod's shared localhost\n"
 
 func main() {
 	dir := flag.String("dir", "", "directory for the registry's data (required)")
@@ -52,7 +56,11 @@ func run(dir, user, passFile, repo, envFile string) error {
 		return err
 	}
 	defer reg.Close()
-	img, err := imagetest.BusyboxImage(ctx, imagetest.ImageOptions{Config: v1.Config{
+	www, err := imagetest.Layer([]imagetest.File{imagetest.Dir("www"), imagetest.Reg("www/index.html", Page)}, imagetest.Gzip)
+	if err != nil {
+		return err
+	}
+	img, err := imagetest.BusyboxImage(ctx, imagetest.ImageOptions{Layers: []v1.Layer{www}, Config: v1.Config{
 		Cmd:          []string{"httpd", "-f", "-v", "-p", "8080", "-h", "/www"},
 		ExposedPorts: map[string]struct{}{"8080/tcp": {}},
 		Labels:       map[string]string{"org.opencontainers.image.title": "peapod demo web"},

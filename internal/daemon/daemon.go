@@ -113,6 +113,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	srv := apiserver.New(images, nodeCredentials(authFiles, log), log)
 	srv.SetObjectStore(objects)
 	srv.SetPodIO(kl)
+	srv.SetPodInspector(kl)
 	log.Info("peapod daemon started", "root", cfg.Root, "state", cfg.State, "authFiles", authFiles)
 	err = srv.Serve(ctx, APISocket(cfg.State))
 	cancel()
