@@ -21,14 +21,13 @@ import (
 //     kubelet sends it), in the Docker/containers format or as a bare OCI
 //     LinuxSeccomp.
 //   - Unconfined: nil.
-//   - no profile at all (only crictl and tests send that; kubelet always
-//     sets one): RuntimeDefault, as CRI-O does (containerd's default is
-//     unconfined); the deprecated seccomp_profile_path is honoured first.
+//   - no profile at all: the deprecated seccomp_profile_path if set, else
+//     unconfined, as containerd does. kubelet always sends a profile
+//     (Unconfined unless its seccompDefault is on, then RuntimeDefault), so
+//     only crictl and critest rely on this; critest expects it.
 //
-// A privileged container runs unconfined, as with containerd and CRI-O,
-// unless it names a Localhost profile: that is an explicit choice, whereas
-// kubelet sends RuntimeDefault to privileged pods merely because it is the
-// node's default.
+// A privileged container runs unconfined whatever it asks for, as with
+// containerd and CRI-O: it may already do everything a filter would stop.
 func seccompProfile(sp *runtime.SecurityProfile, legacyPath string, privileged bool, caps []string) (*specs.LinuxSeccomp, error) {
 	if sp == nil {
 		var err error
@@ -36,13 +35,13 @@ func seccompProfile(sp *runtime.SecurityProfile, legacyPath string, privileged b
 			return nil, err
 		}
 	}
+	if privileged {
+		return nil, nil
+	}
 	switch sp.GetProfileType() {
 	case runtime.SecurityProfile_Unconfined:
 		return nil, nil
 	case runtime.SecurityProfile_RuntimeDefault:
-		if privileged {
-			return nil, nil
-		}
 		return DefaultSeccomp(caps), nil
 	case runtime.SecurityProfile_Localhost:
 		return LoadSeccomp(sp.GetLocalhostRef(), caps)
@@ -53,9 +52,9 @@ func seccompProfile(sp *runtime.SecurityProfile, legacyPath string, privileged b
 
 func legacySeccomp(p string) (*runtime.SecurityProfile, error) {
 	switch {
-	case p == "", p == "runtime/default", p == "docker/default":
+	case p == "runtime/default", p == "docker/default":
 		return &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_RuntimeDefault}, nil
-	case p == "unconfined":
+	case p == "", p == "unconfined":
 		return &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_Unconfined}, nil
 	case strings.HasPrefix(p, "localhost/"):
 		return &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_Localhost, LocalhostRef: strings.TrimPrefix(p, "localhost/")}, nil

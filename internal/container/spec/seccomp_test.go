@@ -133,13 +133,15 @@ func TestSeccompProfileSelection(t *testing.T) {
 		{name: "localhost", sp: &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_Localhost, LocalhostRef: local}, want: "local"},
 		{name: "localhost relative", sp: &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_Localhost, LocalhostRef: "profile.json"}, want: "err:absolute"},
 		{name: "localhost missing", sp: &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_Localhost, LocalhostRef: local + ".nope"}, want: "err:no such file"},
-		{name: "nil is runtime default", want: "default"},
+		{name: "nil is unconfined", want: "none"},
+		{name: "legacy runtime/default", legacy: "runtime/default", want: "default"},
 		{name: "legacy unconfined", legacy: "unconfined", want: "none"},
 		{name: "legacy docker/default", legacy: "docker/default", want: "default"},
 		{name: "legacy localhost", legacy: "localhost/" + local, want: "local"},
 		{name: "legacy junk", legacy: "whatever", want: "err:not one of"},
 		{name: "privileged runtime default is unconfined", sp: &runtime.SecurityProfile{}, privileged: true, want: "none"},
-		{name: "privileged keeps an explicit localhost profile", sp: &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_Localhost, LocalhostRef: local}, privileged: true, want: "local"},
+		{name: "privileged ignores a localhost profile", sp: &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_Localhost, LocalhostRef: local}, privileged: true, want: "none"},
+		{name: "privileged ignores a bad legacy path too", legacy: "whatever", privileged: true, want: "err:not one of"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

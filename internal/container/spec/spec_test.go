@@ -66,6 +66,7 @@ func roundTrip(t *testing.T, s *specs.Spec) *specs.Spec {
 func TestSandbox(t *testing.T) {
 	p := sandboxParams(t, podConfig(func(c *runtime.PodSandboxConfig) {
 		c.Linux.Sysctls = map[string]string{"net.ipv4.ip_unprivileged_port_start": "0"}
+		c.Linux.SecurityContext.Seccomp = &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_RuntimeDefault}
 	}))
 	p.Host.MinOOMScoreAdj = -500
 	s, err := Sandbox(p)
@@ -97,7 +98,10 @@ func TestSandbox(t *testing.T) {
 		t.Errorf("sysctls = %v", s.Linux.Sysctl)
 	}
 	if s.Linux.Seccomp == nil || s.Linux.Seccomp.DefaultAction != specs.ActErrno {
-		t.Error("pause runs without the default seccomp profile")
+		t.Error("pause runs without the default seccomp profile it asked for")
+	}
+	if s, err := Sandbox(sandboxParams(t, podConfig())); err != nil || s.Linux.Seccomp != nil {
+		t.Errorf("a sandbox without a seccomp profile is confined (%v)", err)
 	}
 	if m := find(s.Mounts, "/dev/shm"); m == nil || m.Type != "tmpfs" || !slices.Contains(m.Options, "size=65536k") {
 		t.Errorf("/dev/shm = %+v, want a private 64 MiB tmpfs", m)
@@ -240,6 +244,7 @@ func TestContainer(t *testing.T) {
 		p.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1 << 20, Soft: 1024}}
 		p.Host.RlimitHard = map[string]uint64{"RLIMIT_NOFILE": 524288}
 		sc(p).ReadonlyRootfs = true
+		sc(p).Seccomp = &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_RuntimeDefault}
 		sc(p).NoNewPrivs = true
 	})
 	s, err := Container(p)
@@ -427,6 +432,7 @@ func TestContainerMaskedPathsOverride(t *testing.T) {
 func TestContainerSeccompFollowsAddedCapabilities(t *testing.T) {
 	p := containerParams(t, func(p *ContainerParams) {
 		sc(p).Capabilities = &runtime.Capability{AddCapabilities: []string{"SYS_ADMIN"}}
+		sc(p).Seccomp = &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_RuntimeDefault}
 	})
 	s, err := Container(p)
 	if err != nil {
