@@ -153,8 +153,12 @@ func (r *Runtime) createContainer(ctx context.Context, sb *sandbox, c *container
 		Hostname:   filepath.Join(sb.rec.Dir, dns.HostnameFile),
 		Shm:        sb.rec.Shm,
 	}
+	specCfg, err := r.mountImageVolumes(rec.Bundle, cfg)
+	if err != nil {
+		return err
+	}
 	s, err := spec.Container(spec.ContainerParams{
-		ID: rec.ID, SandboxID: sb.id, Config: cfg, SandboxConfig: sb.config,
+		ID: rec.ID, SandboxID: sb.id, Config: specCfg, SandboxConfig: sb.config,
 		Image: img.Config.Config, ImageName: rec.ImageName, RootfsPath: root,
 		Namespaces: ns, Files: files, Host: r.host,
 	})
@@ -211,6 +215,9 @@ func (r *Runtime) cleanupContainer(ctx context.Context, c *container) error {
 		return err
 	}
 	if err := rootfs.Unmount(filepath.Join(rec.Bundle, "rootfs")); err != nil {
+		return err
+	}
+	if err := unmountImageVolumes(rec.Bundle); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(rec.Bundle); err != nil {

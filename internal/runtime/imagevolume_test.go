@@ -1,0 +1,54 @@
+package runtime
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// An image volume shows the image's files read-only at the container path
+// (or one directory of it with a sub path), a sub path leaving the image is
+// refused, and removing the container unmounts the image.
+func TestImageVolume(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	pod := f.podConfig("imgvol")
+	sb := f.runPod(f.v, pod)
+
+	cfg := ctrConfig("imgvol", "sleep", "3600")
+	cfg.Mounts = []*runtimeapi.Mount{
+		{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: busyboxRef}},
+		{ContainerPath: "/sub", Image: &runtimeapi.ImageSpec{Image: busyboxRef}, ImageSubPath: "bin"},
+	}
+	id := f.start(f.v, sb, pod, cfg)
+	f.execOK(f.v, id, "test", "-x", "/vol/bin/busybox")
+	f.execOK(f.v, id, "test", "-x", "/sub/busybox")
+	if out, code := f.exec(f.v, id, "touch", "/vol/x"); code == 0 {
+		t.Errorf("image volume is writable: %s", out)
+	}
+
+	bad := ctrConfig("imgvol-bad", "sleep", "3600")
+	bad.Mounts = []*runtimeapi.Mount{{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: busyboxRef}, ImageSubPath: "../../etc"}}
+	if _, err := f.v.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sb, Config: bad, SandboxConfig: pod}); err == nil {
+		t.Error("a sub path leaving the image was accepted")
+	}
+
+	if _, err := f.v.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.v.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(mi), "\n") {
+		if strings.Contains(l, id) && strings.Contains(l, imageVolumesDir) {
+			t.Errorf("image volume still mounted after removal: %s", l)
+		}
+	}
+}
