@@ -386,7 +386,7 @@ func (v *View) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerSta
 		Message:     rec.Message,
 		Labels:      cfg.GetLabels(),
 		Annotations: cfg.GetAnnotations(),
-		Mounts:      cfg.GetMounts(),
+		Mounts:      v.r.statusMounts(cfg),
 		LogPath:     rec.LogPath,
 	}
 	if res := cfg.GetLinux().GetResources(); res != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -98,4 +99,24 @@ func unmountImageVolumes(bundle string) error {
 		}
 	}
 	return nil
+}
+
+// statusMounts is the container's mounts as ContainerStatus reports them:
+// an image volume names the image it was resolved to (image_ref, the ID
+// PullImage returned) when the image is still in the store.
+func (r *Runtime) statusMounts(cfg *runtimeapi.ContainerConfig) []*runtimeapi.Mount {
+	ms := slices.Clone(cfg.GetMounts())
+	for i, m := range ms {
+		if m.GetImage() == nil || m.GetImage().GetImageRef() != "" {
+			continue
+		}
+		img, err := r.opts.Images.Status(m.GetImage().GetImage())
+		if err != nil {
+			continue
+		}
+		m = proto.Clone(m).(*runtimeapi.Mount)
+		m.Image.ImageRef = img.ID.String()
+		ms[i] = m
+	}
+	return ms
 }

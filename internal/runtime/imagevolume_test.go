@@ -29,6 +29,15 @@ func TestImageVolume(t *testing.T) {
 	if out, code := f.exec(f.v, id, "touch", "/vol/x"); code == 0 {
 		t.Errorf("image volume is writable: %s", out)
 	}
+	st, err := f.v.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st.GetStatus().GetMounts() {
+		if ref := m.GetImage().GetImageRef(); !strings.HasPrefix(ref, "sha256:") {
+			t.Errorf("status mount %s: image_ref = %q, want the image ID", m.GetContainerPath(), ref)
+		}
+	}
 
 	bad := ctrConfig("imgvol-bad", "sleep", "3600")
 	bad.Mounts = []*runtimeapi.Mount{{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: busyboxRef}, ImageSubPath: "../../etc"}}
