@@ -273,13 +273,13 @@ func (w *worker) stopContainers(ctx context.Context, pod *corev1.Pod, st *podSta
 // cleanup removes what the pod left on the node besides runtime objects.
 func (w *worker) cleanup(pod *corev1.Pod) {
 	k := w.k
+	w.removeCgroup(pod)
 	if err := k.volumes.TearDown(w.uid); err != nil {
 		k.log.Warn("tear down volumes", "pod", pod.Namespace+"/"+pod.Name, "err", err)
 	}
 	if pod.Name != "" {
 		_ = os.RemoveAll(k.LogDir(pod))
 	}
-	w.removeCgroup(pod)
 	k.probes.removePod(w.uid)
 	k.images.ForgetPod(w.uid)
 	k.crash.DeletePrefix(string(w.uid) + "_")
