@@ -36,6 +36,13 @@ func TestPodNodeName(t *testing.T) {
 		t.Errorf("-o yaml lacks nodeName: %s", host)
 	}
 
+	// Applying the same manifest again keeps the binding (the three-way
+	// merge leaves a field the manifest never set).
+	apply(t, d, "here.yaml", fmt.Sprintf(onePod, "here", "Always", img, "sleep 3600"))
+	if p := getPod(t, d, "default", "here"); p.Spec.NodeName != host {
+		t.Errorf("after a second apply spec.nodeName %q, want %q", p.Spec.NodeName, host)
+	}
+
 	elsewhere := strings.Replace(fmt.Sprintf(onePod, "there", "Always", img, "sleep 3600"), "spec:\n", "spec:\n  nodeName: other-node\n", 1)
 	apply(t, d, "there.yaml", elsewhere)
 	waitStatus(t, d, "default", "there", "NodeMismatch", 30*time.Second)
