@@ -39,6 +39,11 @@ func (r *Runtime) mountImageVolumes(bundle string, cfg *runtimeapi.ContainerConf
 		if m.GetImage() == nil {
 			continue
 		}
+		if !m.GetReadonly() {
+			// The kubelet always asks for image volumes read-only; the CRI
+			// says a runtime should refuse anything else.
+			return nil, fmt.Errorf("image volume %s: must be read-only: %w", m.GetContainerPath(), ErrInvalidArgument)
+		}
 		ref := m.GetImage().GetImage()
 		img, err := r.opts.Images.Status(ref)
 		if err != nil {

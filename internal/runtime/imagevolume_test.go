@@ -20,8 +20,8 @@ func TestImageVolume(t *testing.T) {
 
 	cfg := ctrConfig("imgvol", "sleep", "3600")
 	cfg.Mounts = []*runtimeapi.Mount{
-		{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: busyboxRef}},
-		{ContainerPath: "/sub", Image: &runtimeapi.ImageSpec{Image: busyboxRef}, ImageSubPath: "bin"},
+		{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: busyboxRef}, Readonly: true},
+		{ContainerPath: "/sub", Image: &runtimeapi.ImageSpec{Image: busyboxRef}, ImageSubPath: "bin", Readonly: true},
 	}
 	id := f.start(f.v, sb, pod, cfg)
 	f.execOK(f.v, id, "test", "-x", "/vol/bin/busybox")
@@ -39,10 +39,19 @@ func TestImageVolume(t *testing.T) {
 		}
 	}
 
-	bad := ctrConfig("imgvol-bad", "sleep", "3600")
-	bad.Mounts = []*runtimeapi.Mount{{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: busyboxRef}, ImageSubPath: "../../etc"}}
-	if _, err := f.v.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sb, Config: bad, SandboxConfig: pod}); err == nil {
-		t.Error("a sub path leaving the image was accepted")
+	for _, tt := range []struct {
+		name string
+		m    *runtimeapi.Mount
+	}{
+		{"sub path leaving the image", &runtimeapi.Mount{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: busyboxRef}, ImageSubPath: "../../etc", Readonly: true}},
+		{"missing sub path", &runtimeapi.Mount{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: busyboxRef}, ImageSubPath: "nope", Readonly: true}},
+		{"writable", &runtimeapi.Mount{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: busyboxRef}}},
+	} {
+		bad := ctrConfig("imgvol-bad", "sleep", "3600")
+		bad.Mounts = []*runtimeapi.Mount{tt.m}
+		if _, err := f.v.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sb, Config: bad, SandboxConfig: pod}); err == nil {
+			t.Errorf("%s: image volume accepted", tt.name)
+		}
 	}
 
 	if _, err := f.v.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: id}); err != nil {
