@@ -99,6 +99,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		ImageGCLowThresholdPercent:             cfg.Kubelet.ImageGCLowThresholdPercent,
 		ImageUsers:                             []kubelet.ContainerLister{rt.For(cri.Owner)},
 		PinnedImages:                           []string{cmp.Or(cfg.Runtime.PauseImage, runtime.LocalPauseImage)},
+		NodeName:                               cfg.Kubelet.NodeName,
+		CgroupRoot:                             cfg.Kubelet.CgroupRoot,
 	}
 	if err := kubelet.ApplyTestSettings(&kopts); err != nil {
 		return fmt.Errorf("daemon: %w", err)

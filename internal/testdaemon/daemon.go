@@ -85,6 +85,9 @@ type Daemon struct {
 	Dir, Root, State string
 	Config           string // peapod.toml
 	Bridge, Subnet   string
+	// CgroupRoot is the daemon's own [kubelet] cgroup_root: its pod
+	// cgroups are made below it, and Close removes it.
+	CgroupRoot string
 
 	opts   Options
 	ownDir bool
@@ -127,6 +130,7 @@ func New(opts Options) (*Daemon, error) {
 	if d.Subnet == "" {
 		d.Subnet = freeSubnet()
 	}
+	d.CgroupRoot = fmt.Sprintf("/peapod-test-%08x", randUint32())
 	d.Config = filepath.Join(d.Dir, "peapod.toml")
 	if opts.Registries != "" {
 		if err := os.WriteFile(filepath.Join(d.Dir, "registries.conf"), []byte(opts.Registries), 0o644); err != nil {
@@ -154,8 +158,16 @@ func (d *Daemon) configText() string {
 	if !strings.Contains(image, "auth_files") {
 		image += "\nauth_files = [\"ROOT/config.json\"]"
 	}
+	// The pod cgroups go below a root of this daemon's own (Close removes
+	// it): in the [kubelet] table Extra brings, or in one of its own.
+	extra, kubelet := d.opts.Extra, fmt.Sprintf("cgroup_root = %q\n", d.CgroupRoot)
+	if strings.Contains(extra, "[kubelet]\n") {
+		extra = strings.Replace(extra, "[kubelet]\n", "[kubelet]\n"+kubelet, 1)
+	} else {
+		extra += "\n[kubelet]\n" + kubelet
+	}
 	return fmt.Sprintf("[image]\n%s\n\n[network]\ncni_conf_dir = %q\nbridge = %q\nsubnet = %q\n%s\n%s",
-		strings.TrimSpace(image), filepath.Join(d.Dir, "cni"), d.Bridge, d.Subnet, d.opts.Network, d.opts.Extra)
+		strings.TrimSpace(image), filepath.Join(d.Dir, "cni"), d.Bridge, d.Subnet, d.opts.Network, extra)
 }
 
 // Start creates a daemon with New and starts it.
@@ -324,6 +336,7 @@ func (d *Daemon) Close() error {
 	}
 	errs = append(errs, d.Stop())
 	Reap(d.Dirs(), d.Bridge, d.Subnet)
+	RemoveCgroups(d.CgroupRoot)
 	d.removeDirs()
 	return errors.Join(errs...)
 }

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/peapod/peapod/internal/cgroup"
 )
 
 // Reap removes what a stopped daemon's pods leave on the machine, all of
@@ -261,4 +263,17 @@ func freeSubnet() string {
 		}
 	}
 	return s
+}
+
+// RemoveCgroups removes the cgroup root (and everything below it) in every
+// hierarchy, once Reap has killed the processes in it. Best effort too.
+func RemoveCgroups(root string) {
+	if root == "" || root == "/" {
+		return
+	}
+	m, err := cgroup.New()
+	if err != nil {
+		return
+	}
+	_ = m.Remove(root)
 }

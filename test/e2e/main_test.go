@@ -56,7 +56,9 @@ type Daemon struct {
 	State  string
 	Config string
 	Host   string // unix:///.../state/api.sock
-	td     *testdaemon.Daemon
+	// CgroupRoot is the daemon's own [kubelet] cgroup_root.
+	CgroupRoot string
+	td         *testdaemon.Daemon
 }
 
 // DaemonOptions adjust a test daemon.
@@ -82,7 +84,7 @@ func StartDaemon(t testing.TB, opts DaemonOptions) *Daemon {
 		Env:         opts.Env,
 		StopTimeout: 10 * time.Second,
 	})
-	return &Daemon{t: t, Dir: td.Dir, Root: td.Root, State: td.State, Config: td.Config, Host: "unix://" + td.APISocket(), td: td}
+	return &Daemon{t: t, Dir: td.Dir, Root: td.Root, State: td.State, Config: td.Config, Host: "unix://" + td.APISocket(), CgroupRoot: td.CgroupRoot, td: td}
 }
 
 // start starts the stopped daemon again on the same directories.

@@ -48,7 +48,7 @@ func TestPodCgroup(t *testing.T) {
 	apply(t, d, "cg.yaml", fmt.Sprintf(cgroupPod, "cg", img, img))
 	waitStatus(t, d, "default", "cg", "Running", 60*time.Second)
 	p := getPod(t, d, "default", "cg")
-	name := "/peapod/kubepods/pod" + string(p.UID)
+	name := d.CgroupRoot + "/kubepods/pod" + string(p.UID)
 	t.Cleanup(func() { _ = m.Remove(name) })
 	if p.Status.QOSClass != "Guaranteed" {
 		t.Errorf("qosClass %s, want Guaranteed", p.Status.QOSClass)

@@ -26,14 +26,21 @@ import (
 func TestPodHousekeeping(t *testing.T) {
 	d := StartDaemon(t, DaemonOptions{Env: []string{podTestBackOff, "PEAPOD_TEST_HOUSEKEEPING=1s"}})
 	d.Stop()
-	f, err := os.OpenFile(d.Config, os.O_APPEND|os.O_WRONLY, 0)
+	cfg, err := os.ReadFile(d.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Any real filesystem is more than 1% full: image GC runs every round.
-	fmt.Fprint(f, "[kubelet]\ncontainer_log_max_size = \"4Ki\"\ncontainer_log_max_files = 3\n"+
-		"image_gc_high_threshold_percent = 1\nimage_gc_low_threshold_percent = 0\n")
-	f.Close()
+	// The harness's config already has a [kubelet] table (cgroup_root).
+	keys := "container_log_max_size = \"4Ki\"\ncontainer_log_max_files = 3\n" +
+		"image_gc_high_threshold_percent = 1\nimage_gc_low_threshold_percent = 0\n"
+	if !strings.Contains(string(cfg), "[kubelet]\n") {
+		t.Fatalf("test daemon config has no [kubelet] table:\n%s", cfg)
+	}
+	cfg = []byte(strings.Replace(string(cfg), "[kubelet]\n", "[kubelet]\n"+keys, 1))
+	if err := os.WriteFile(d.Config, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	d.start()
 
 	reg := busyboxRegistry(t, d, registrytest.Options{TLS: true}, "busybox:1")
