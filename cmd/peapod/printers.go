@@ -116,40 +116,65 @@ func eventLastSeen(e *corev1.Event) string {
 }
 
 // PodStatus computes kubectl's READY, STATUS and RESTARTS columns from a
-// pod's status: a waiting or terminated container's reason (ErrImagePull,
-// ImagePullBackOff, CrashLoopBackOff, Completed, ...) wins over the phase,
-// init containers show as Init:N/M or Init:REASON, and a pod being deleted
-// is Terminating.
+// pod's status, following kubectl's pod printer (Kubernetes 1.32–1.34):
+//
+//   - READY counts the app containers plus the sidecars (init containers
+//     with restartPolicy Always), since both serve the pod for its life;
+//     a started sidecar counts as ready when its status says so.
+//   - While the pod initializes, completed init containers and started
+//     sidecars are passed over, and the first other one names the status:
+//     Init:REASON for a failure or a waiting reason, else Init:N/M.
+//   - Once the pod is initialized (or its Initialized condition is true,
+//     which keeps a completed pod whose sidecars were stopped with a
+//     non-zero code from showing Init:Error), the app containers name it,
+//     the first one in spec order winning: a waiting or terminated reason
+//     (ErrImagePull, CrashLoopBackOff, Completed, ...), Signal:N or
+//     ExitCode:N; Completed turns back into Running or NotReady, by the
+//     Ready condition, while an app container still runs ready.
+//   - RESTARTS then sums the app containers' and sidecars' restarts only
+//     (a regular init container's retries no longer matter), with the
+//     age of the latest one.
+//   - A pod being deleted shows Terminating unless it already finished,
+//     and Unknown when its node was lost.
 func PodStatus(p *corev1.Pod) (ready, status, restarts string) {
 	total := len(p.Spec.Containers)
-	readyN, restartN := 0, int32(0)
-	var lastRestart time.Time
+	sidecars := map[string]bool{}
+	for _, c := range p.Spec.InitContainers {
+		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			sidecars[c.Name] = true
+			total++
+		}
+	}
 	reason := string(p.Status.Phase)
 	if p.Status.Reason != "" {
 		reason = p.Status.Reason
 	}
-	noteRestart := func(cs corev1.ContainerStatus) {
-		restartN += cs.RestartCount
-		if t := cs.LastTerminationState.Terminated; t != nil && t.FinishedAt.After(lastRestart) {
-			lastRestart = t.FinishedAt.Time
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Reason == corev1.PodReasonSchedulingGated {
+			reason = corev1.PodReasonSchedulingGated
 		}
 	}
+
+	// all counts every container's restarts; kept only the sidecars',
+	// which stay in RESTARTS once the pod is past its init phase.
+	var all, kept restartTally
+	readyN := 0
 	initializing := false
 	for i, cs := range p.Status.InitContainerStatuses {
-		noteRestart(cs)
+		all.add(cs)
+		if sidecars[cs.Name] {
+			kept.add(cs)
+		}
 		switch {
 		case cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0:
 			continue
-		case cs.State.Terminated != nil:
-			t := cs.State.Terminated
-			switch {
-			case t.Reason != "":
-				reason = "Init:" + t.Reason
-			case t.Signal != 0:
-				reason = fmt.Sprintf("Init:Signal:%d", t.Signal)
-			default:
-				reason = fmt.Sprintf("Init:ExitCode:%d", t.ExitCode)
+		case sidecars[cs.Name] && cs.Started != nil && *cs.Started:
+			if cs.Ready {
+				readyN++
 			}
+			continue
+		case cs.State.Terminated != nil:
+			reason = "Init:" + terminatedReason(cs.State.Terminated)
 		case cs.State.Waiting != nil && cs.State.Waiting.Reason != "" && cs.State.Waiting.Reason != "PodInitializing":
 			reason = "Init:" + cs.State.Waiting.Reason
 		default:
@@ -158,43 +183,80 @@ func PodStatus(p *corev1.Pod) (ready, status, restarts string) {
 		initializing = true
 		break
 	}
-	if !initializing {
-		restartN, lastRestart = 0, time.Time{}
-		hasRunning := false
+	tally := all
+	if !initializing || podCondition(p, corev1.PodInitialized) {
+		tally = kept
+		running := false
 		for i := len(p.Status.ContainerStatuses) - 1; i >= 0; i-- {
 			cs := p.Status.ContainerStatuses[i]
-			noteRestart(cs)
+			tally.add(cs)
 			switch {
 			case cs.State.Waiting != nil && cs.State.Waiting.Reason != "":
 				reason = cs.State.Waiting.Reason
-			case cs.State.Terminated != nil && cs.State.Terminated.Reason != "":
-				reason = cs.State.Terminated.Reason
-			case cs.State.Terminated != nil && cs.State.Terminated.Signal != 0:
-				reason = fmt.Sprintf("Signal:%d", cs.State.Terminated.Signal)
 			case cs.State.Terminated != nil:
-				reason = fmt.Sprintf("ExitCode:%d", cs.State.Terminated.ExitCode)
+				reason = terminatedReason(cs.State.Terminated)
 			case cs.Ready && cs.State.Running != nil:
-				hasRunning = true
+				running = true
 				readyN++
 			}
 		}
-		if reason == "Completed" && hasRunning {
+		if reason == "Completed" && running {
 			reason = "NotReady"
-			for _, c := range p.Status.Conditions {
-				if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-					reason = "Running"
-				}
+			if podCondition(p, corev1.PodReady) {
+				reason = "Running"
 			}
 		}
 	}
+
 	if p.DeletionTimestamp != nil {
-		reason = "Terminating"
+		switch {
+		case p.Status.Reason == "NodeLost":
+			reason = "Unknown"
+		case p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed:
+			reason = "Terminating"
+		}
 	}
-	restarts = strconv.Itoa(int(restartN))
-	if restartN > 0 && !lastRestart.IsZero() {
-		restarts += fmt.Sprintf(" (%s ago)", duration.HumanDuration(time.Since(lastRestart)))
+	restarts = strconv.Itoa(int(tally.n))
+	if tally.n > 0 && !tally.last.IsZero() {
+		restarts += fmt.Sprintf(" (%s ago)", duration.HumanDuration(time.Since(tally.last)))
 	}
 	return fmt.Sprintf("%d/%d", readyN, total), reason, restarts
+}
+
+// restartTally sums restart counts and remembers when the latest
+// restarted container last ended, for "3 (5m ago)".
+type restartTally struct {
+	n    int32
+	last time.Time
+}
+
+func (r *restartTally) add(cs corev1.ContainerStatus) {
+	r.n += cs.RestartCount
+	if t := cs.LastTerminationState.Terminated; t != nil && t.FinishedAt.After(r.last) {
+		r.last = t.FinishedAt.Time
+	}
+}
+
+// terminatedReason is a terminated container's reason, or Signal:N or
+// ExitCode:N when the runtime gave none.
+func terminatedReason(t *corev1.ContainerStateTerminated) string {
+	switch {
+	case t.Reason != "":
+		return t.Reason
+	case t.Signal != 0:
+		return fmt.Sprintf("Signal:%d", t.Signal)
+	}
+	return fmt.Sprintf("ExitCode:%d", t.ExitCode)
+}
+
+// podCondition reports whether the pod's condition of type t is True.
+func podCondition(p *corev1.Pod, t corev1.PodConditionType) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == t {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 // printTable writes objects as kubectl's table; withNS adds NAMESPACE
