@@ -59,6 +59,10 @@ func TestPodSidecarServesTheApp(t *testing.T) {
 			t.Errorf("condition %s = %s", c.Type, c.Status)
 		}
 	}
+	// kubectl counts the sidecar in READY beside the app container.
+	if row := podRow(t, d, "default", "sc"); row[1] != "2/2" || row[2] != "Running" || row[3] != "0" {
+		t.Errorf("get pods row %q, want READY 2/2, STATUS Running, RESTARTS 0", row)
+	}
 }
 
 // restartPolicy Never: once the app container exits 0 the pod is
@@ -86,5 +90,10 @@ func TestPodSidecarStoppedWhenAppCompletes(t *testing.T) {
 	time.Sleep(3 * time.Second) // several syncs: the sidecar must not come back
 	if web := containerStatus(getPod(t, d, "default", "job"), "web"); web.State.Terminated == nil || web.RestartCount != 0 {
 		t.Errorf("sidecar after the pod completed: %+v restarts %d", web.State, web.RestartCount)
+	}
+	// The sidecar stopped by the pod's completion ended with a signal's
+	// exit code; like kubectl, get pods still says Completed, not Init:Error.
+	if row := podRow(t, d, "default", "job"); row[1] != "0/2" || row[2] != "Completed" {
+		t.Errorf("get pods row %q, want READY 0/2, STATUS Completed", row)
 	}
 }
