@@ -115,6 +115,10 @@ func New(opts Options) (*Daemon, error) {
 			return nil, fmt.Errorf("test daemon: %w", err)
 		}
 		d.Dir, d.ownDir = dir, true
+		if err := writeOwner(dir); err != nil {
+			d.removeDirs()
+			return nil, fmt.Errorf("test daemon: %w", err)
+		}
 	} else if err := os.MkdirAll(d.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("test daemon: %w", err)
 	}

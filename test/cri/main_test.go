@@ -34,6 +34,11 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	// Pods of an earlier run that died without its cleanups (a -timeout
+	// panic, a kill) are removed before this one starts.
+	for _, dir := range testdaemon.ReapStale("peapod-cri-") {
+		fmt.Fprintln(os.Stderr, "reaped what a dead earlier run left in", dir)
+	}
 	root, err := moduleRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

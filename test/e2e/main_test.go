@@ -22,6 +22,11 @@ import (
 var peapodBin string
 
 func TestMain(m *testing.M) {
+	// Pods of an earlier run that died without its cleanups (a -timeout
+	// panic, a kill) are removed before this one starts.
+	for _, dir := range testdaemon.ReapStale("peapod-e2e-") {
+		fmt.Fprintln(os.Stderr, "reaped what a dead earlier run left in", dir)
+	}
 	peapodBin = os.Getenv("PEAPOD_BIN")
 	var tmp string
 	if peapodBin == "" {
