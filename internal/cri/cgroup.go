@@ -1,71 +1,25 @@
 package cri
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/peapod/peapod/internal/runtime"
 )
 
-// cgroupRoot is where the cgroup v1 hierarchies are mounted.
-var cgroupRoot = "/sys/fs/cgroup"
-
-// cgroupPath is a container's cgroup below each v1 hierarchy: runc's
-// cgroupfs driver takes linux.cgroupsPath relative to the mount of each
-// controller.
+// cgroupPath is a container's cgroup below each v1 hierarchy, from its
+// bundle's OCI spec.
 func cgroupPath(bundle string) (string, error) {
-	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	spec, err := runtime.BundleSpec(bundle)
 	if err != nil {
 		return "", err
 	}
-	var spec specs.Spec
-	if err := json.Unmarshal(data, &spec); err != nil {
-		return "", fmt.Errorf("%s/config.json: %w", bundle, err)
-	}
-	if spec.Linux == nil || spec.Linux.CgroupsPath == "" {
-		return "", fmt.Errorf("%s/config.json names no cgroup", bundle)
-	}
-	if strings.Count(spec.Linux.CgroupsPath, ":") == 2 {
-		return "", fmt.Errorf("cgroup %q is in the systemd driver's form; peapod reads cgroupfs paths", spec.Linux.CgroupsPath)
-	}
-	return spec.Linux.CgroupsPath, nil
-}
-
-func readUint(path string) (uint64, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-}
-
-func readKV(path string) (map[string]uint64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	out := map[string]uint64{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), " ")
-		if !ok {
-			continue
-		}
-		if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil {
-			out[k] = n
-		}
-	}
-	return out, sc.Err()
+	return runtime.CgroupPath(spec)
 }
 
 // cpuSample is one reading of a cgroup's CPU time, kept to compute the
@@ -110,43 +64,27 @@ func (c *cpuRates) forget(keep map[string]bool) {
 
 // cgroupUsage reads CPU and memory of one cgroup v1 path.
 func (s *Server) cgroupUsage(key, cg string) (*runtimeapi.CpuUsage, *runtimeapi.MemoryUsage, error) {
-	now := time.Now()
-	cpuNs, err := readUint(filepath.Join(cgroupRoot, "cpuacct", cg, "cpuacct.usage"))
+	st, err := runtime.ReadCgroup(cg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("cgroup %s: %w", cg, err)
+		return nil, nil, err
 	}
+	now := st.Time
 	cpu := &runtimeapi.CpuUsage{
 		Timestamp:            now.UnixNano(),
-		UsageCoreNanoSeconds: &runtimeapi.UInt64Value{Value: cpuNs},
-		UsageNanoCores:       s.cpu.rate(key, now, cpuNs),
+		UsageCoreNanoSeconds: &runtimeapi.UInt64Value{Value: st.CPUUsage},
+		UsageNanoCores:       s.cpu.rate(key, now, st.CPUUsage),
 	}
-	memDir := filepath.Join(cgroupRoot, "memory", cg)
-	usage, err := readUint(filepath.Join(memDir, "memory.usage_in_bytes"))
-	if err != nil {
-		return nil, nil, fmt.Errorf("cgroup %s: %w", cg, err)
-	}
-	stat, err := readKV(filepath.Join(memDir, "memory.stat"))
-	if err != nil {
-		return nil, nil, fmt.Errorf("cgroup %s: %w", cg, err)
-	}
-	// The working set is what the kubelet evicts on: usage without the
-	// page cache the kernel can drop (inactive file pages).
-	ws := usage
-	if inactive := stat["total_inactive_file"]; inactive < ws {
-		ws -= inactive
-	} else {
-		ws = 0
-	}
+	ws := st.WorkingSet()
 	mem := &runtimeapi.MemoryUsage{
 		Timestamp:       now.UnixNano(),
 		WorkingSetBytes: &runtimeapi.UInt64Value{Value: ws},
-		UsageBytes:      &runtimeapi.UInt64Value{Value: usage},
-		RssBytes:        &runtimeapi.UInt64Value{Value: stat["total_rss"]},
-		PageFaults:      &runtimeapi.UInt64Value{Value: stat["total_pgfault"]},
-		MajorPageFaults: &runtimeapi.UInt64Value{Value: stat["total_pgmajfault"]},
+		UsageBytes:      &runtimeapi.UInt64Value{Value: st.MemUsage},
+		RssBytes:        &runtimeapi.UInt64Value{Value: st.MemStat["total_rss"]},
+		PageFaults:      &runtimeapi.UInt64Value{Value: st.MemStat["total_pgfault"]},
+		MajorPageFaults: &runtimeapi.UInt64Value{Value: st.MemStat["total_pgmajfault"]},
 	}
-	if limit, err := readUint(filepath.Join(memDir, "memory.limit_in_bytes")); err == nil && limit < 1<<62 && limit > ws {
-		mem.AvailableBytes = &runtimeapi.UInt64Value{Value: limit - ws}
+	if st.MemLimit > ws {
+		mem.AvailableBytes = &runtimeapi.UInt64Value{Value: st.MemLimit - ws}
 	}
 	return cpu, mem, nil
 }
@@ -173,7 +111,7 @@ func (s *Server) ownContainerStats(ctx context.Context, id string) (*runtimeapi.
 	}
 	// The writable layer is the overlay's upper directory.
 	upper := filepath.Join(info.Bundle, "upper")
-	if u, err := DirUsage(upper); err == nil {
+	if u, err := runtime.DirUsage(upper); err == nil {
 		stats.WritableLayer = &runtimeapi.FilesystemUsage{
 			Timestamp: u.Timestamp, FsId: u.FsId, UsedBytes: u.UsedBytes, InodesUsed: u.InodesUsed,
 		}
@@ -249,39 +187,23 @@ func (s *Server) ownPodSandboxStats(ctx context.Context, id string) (*runtimeapi
 	}, nil
 }
 
-// netStats reads /proc/PID/net/dev: the counters of every interface in
-// the process's network namespace but loopback; eth0 is the default.
+// netStats is the sandbox's network usage: every interface of the infra
+// process's network namespace but loopback; eth0 is the default.
 func netStats(pid int, now int64) (*runtimeapi.NetworkUsage, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/net/dev", pid))
+	ifs, err := runtime.NetworkStats(pid)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	n := &runtimeapi.NetworkUsage{Timestamp: now}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		name = strings.TrimSpace(name)
-		if name == "lo" {
-			continue
-		}
-		fields := strings.Fields(rest)
-		if len(fields) < 16 {
-			continue
-		}
-		num := func(i int) *runtimeapi.UInt64Value {
-			v, _ := strconv.ParseUint(fields[i], 10, 64)
-			return &runtimeapi.UInt64Value{Value: v}
-		}
-		is := &runtimeapi.NetworkInterfaceUsage{Name: name, RxBytes: num(0), RxErrors: num(2), TxBytes: num(8), TxErrors: num(10)}
-		if name == "eth0" {
+	for _, i := range ifs {
+		is := &runtimeapi.NetworkInterfaceUsage{Name: i.Name,
+			RxBytes: &runtimeapi.UInt64Value{Value: i.RxBytes}, RxErrors: &runtimeapi.UInt64Value{Value: i.RxErrors},
+			TxBytes: &runtimeapi.UInt64Value{Value: i.TxBytes}, TxErrors: &runtimeapi.UInt64Value{Value: i.TxErrors}}
+		if i.Name == "eth0" {
 			n.DefaultInterface = is
 		} else {
 			n.Interfaces = append(n.Interfaces, is)
 		}
 	}
-	return n, sc.Err()
+	return n, nil
 }

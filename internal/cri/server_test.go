@@ -388,8 +388,14 @@ func TestUnimplementedNewerCalls(t *testing.T) {
 	if _, err := c.rt.CheckpointContainer(ctx, &runtimeapi.CheckpointContainerRequest{ContainerId: "c"}); code(err) != codes.Unimplemented {
 		t.Errorf("CheckpointContainer: %v", err)
 	}
+	// The fake runtime is no MetricsProvider: metrics are Unimplemented,
+	// so a kubelet falls back to the stats calls (see metrics_test.go for
+	// a runtime that serves them).
 	if _, err := c.rt.ListMetricDescriptors(ctx, &runtimeapi.ListMetricDescriptorsRequest{}); code(err) != codes.Unimplemented {
 		t.Errorf("ListMetricDescriptors: %v", err)
+	}
+	if _, err := c.rt.ListPodSandboxMetrics(ctx, &runtimeapi.ListPodSandboxMetricsRequest{}); code(err) != codes.Unimplemented {
+		t.Errorf("ListPodSandboxMetrics: %v", err)
 	}
 	if _, err := c.rt.UpdateRuntimeConfig(ctx, &runtimeapi.UpdateRuntimeConfigRequest{RuntimeConfig: &runtimeapi.RuntimeConfig{
 		NetworkConfig: &runtimeapi.NetworkConfig{PodCidr: "10.0.0.0/24"}}}); err != nil {

@@ -2,17 +2,13 @@ package cri
 
 import (
 	"context"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"sync"
-	"syscall"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/peapod/peapod/internal/runtime"
 )
 
 // ContainerStats reports one container's CPU, memory and writable-layer
@@ -117,21 +113,45 @@ func (s *Server) StreamPodSandboxStats(req *runtimeapi.StreamPodSandboxStatsRequ
 	return stream.Send(&runtimeapi.StreamPodSandboxStatsResponse{PodSandboxStats: resp.Stats})
 }
 
-// ListMetricDescriptors: peapod does not serve the CRI metrics (the
-// kubelet then keeps to cAdvisor and the stats calls); Unimplemented is
-// the answer a kubelet and critest take to mean exactly that.
+// MetricsProvider serves the CRI metrics (*runtime.View does). With a
+// Runtime that does not implement it the metrics calls are Unimplemented,
+// which a kubelet and critest take to mean "use the stats calls".
+type MetricsProvider interface {
+	ListPodSandboxMetrics(context.Context, *runtimeapi.ListPodSandboxMetricsRequest) (*runtimeapi.ListPodSandboxMetricsResponse, error)
+}
+
+var _ MetricsProvider = (*runtime.View)(nil)
+
+// ListMetricDescriptors names the cAdvisor-style metrics that
+// ListPodSandboxMetrics reports, with their help and label keys.
 func (s *Server) ListMetricDescriptors(ctx context.Context, req *runtimeapi.ListMetricDescriptorsRequest) (*runtimeapi.ListMetricDescriptorsResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "ListMetricDescriptors: peapod serves no CRI metrics; use the stats calls")
+	if _, ok := s.rt.(MetricsProvider); !ok {
+		return nil, status.Error(codes.Unimplemented, "ListMetricDescriptors: this runtime serves no CRI metrics; use the stats calls")
+	}
+	return &runtimeapi.ListMetricDescriptorsResponse{Descriptors: runtime.MetricDescriptors()}, nil
 }
 
-// ListPodSandboxMetrics: see ListMetricDescriptors.
+// ListPodSandboxMetrics reports the metrics of every ready sandbox and its
+// running containers.
 func (s *Server) ListPodSandboxMetrics(ctx context.Context, req *runtimeapi.ListPodSandboxMetricsRequest) (*runtimeapi.ListPodSandboxMetricsResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "ListPodSandboxMetrics: peapod serves no CRI metrics; use the stats calls")
+	mp, ok := s.rt.(MetricsProvider)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "ListPodSandboxMetrics: this runtime serves no CRI metrics; use the stats calls")
+	}
+	resp, err := mp.ListPodSandboxMetrics(ctx, req)
+	if err != nil {
+		return nil, s.fail("ListPodSandboxMetrics", err)
+	}
+	return resp, nil
 }
 
-// StreamPodSandboxMetrics: see ListMetricDescriptors.
+// StreamPodSandboxMetrics is ListPodSandboxMetrics in one message.
 func (s *Server) StreamPodSandboxMetrics(req *runtimeapi.StreamPodSandboxMetricsRequest, stream grpc.ServerStreamingServer[runtimeapi.StreamPodSandboxMetricsResponse]) error {
-	return status.Error(codes.Unimplemented, "StreamPodSandboxMetrics: peapod serves no CRI metrics; use the stats calls")
+	resp, err := s.ListPodSandboxMetrics(stream.Context(), &runtimeapi.ListPodSandboxMetricsRequest{})
+	if err != nil || len(resp.PodMetrics) == 0 {
+		return err
+	}
+	return stream.Send(&runtimeapi.StreamPodSandboxMetricsResponse{PodSandboxMetrics: resp.PodMetrics})
 }
 
 // ImageFsInfo reports the filesystem of the image store (and of the
@@ -158,79 +178,10 @@ func (s *Server) ImageFsInfo(ctx context.Context, req *runtimeapi.ImageFsInfoReq
 	return resp, nil
 }
 
-// fsUsageTTL bounds how often a directory tree is walked: the kubelet asks
-// every few seconds, and a big image store takes a while to walk.
-const fsUsageTTL = 10 * time.Second
-
-// fsUsageCache remembers the last walk of each directory.
-type fsUsageCache struct {
-	mu      sync.Mutex
-	entries map[string]*runtimeapi.FilesystemUsage
-}
+// fsUsageCache is the server's cache of directory walks (see
+// runtime.FsUsageCache).
+type fsUsageCache struct{ runtime.FsUsageCache }
 
 func (c *fsUsageCache) usage(dir string) (*runtimeapi.FilesystemUsage, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if u, ok := c.entries[dir]; ok && time.Since(time.Unix(0, u.Timestamp)) < fsUsageTTL {
-		return u, nil
-	}
-	u, err := DirUsage(dir)
-	if err != nil {
-		return nil, err
-	}
-	if c.entries == nil {
-		c.entries = map[string]*runtimeapi.FilesystemUsage{}
-	}
-	c.entries[dir] = u
-	return u, nil
-}
-
-// DirUsage walks dir and counts the bytes of disk blocks and the inodes
-// used under it (each hard-linked inode once, as du does). A missing
-// directory uses nothing.
-func DirUsage(dir string) (*runtimeapi.FilesystemUsage, error) {
-	now := time.Now().UnixNano()
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, err
-	}
-	u := &runtimeapi.FilesystemUsage{
-		Timestamp:  now,
-		FsId:       &runtimeapi.FilesystemIdentifier{Mountpoint: abs},
-		UsedBytes:  &runtimeapi.UInt64Value{},
-		InodesUsed: &runtimeapi.UInt64Value{},
-	}
-	seen := map[uint64]bool{}
-	err = filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if os.IsNotExist(err) {
-				return nil
-			}
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			if os.IsNotExist(err) {
-				return nil
-			}
-			return err
-		}
-		st, ok := info.Sys().(*syscall.Stat_t)
-		if !ok {
-			return nil
-		}
-		if st.Nlink > 1 {
-			if seen[st.Ino] {
-				return nil
-			}
-			seen[st.Ino] = true
-		}
-		u.InodesUsed.Value++
-		u.UsedBytes.Value += uint64(st.Blocks) * 512
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return u, nil
+	return c.Usage(dir)
 }
