@@ -38,9 +38,8 @@
 // Network beside pause. The pinned namespace is made first; CNI configures
 // it while the pause container is being created (they do not depend on each
 // other), unless a pod sysctl names an interface CNI has yet to create.
-// Measured here (BenchmarkPodStart, 50 pods, 2 busy cores): RunPodSandbox +
-// CreateContainer + StartContainer p50 131 ms (195 ms sequential), p99
-// 158 ms.
+// Measured with bench/pod (docs/benchmarks.md): RunPodSandbox p50 ~40 ms,
+// pod start p50 ~80 ms unconfined, about half of containerd 2.4.2's.
 //
 // One runc process for pause. The pause container is started with `runc run
 // --detach`, not `runc create` + `runc start`: same end state, one Go
@@ -59,7 +58,7 @@
 // Measured with bench/pod beside containerd 2.4.2 (docs/benchmarks.md).
 //
 // Memory per running 1-container pod (every process the runtime added, not
-// the workload): 2 processes, pause + conmon, 2.7 MiB RSS and 0.42 MiB PSS.
+// the workload): 2 processes, pause + conmon, 2.7 MiB RSS and 0.55 MiB PSS.
 //
 // Lazy status. No goroutine watches containers: conmon writes an exit file,
 // and Status and List read it (a stat per running container). That is also
