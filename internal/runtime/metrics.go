@@ -291,14 +291,12 @@ func (r *Runtime) containerMetrics(c *container, pod *runtimeapi.PodSandboxMetad
 		ms.add("container_spec_memory_limit_bytes", limit)
 		ms.add("container_spec_memory_swap_limit_bytes", swap)
 	}
+	// Not in the spec: the cgroup's defaults apply.
 	if !hasMetric(ms, "container_spec_cpu_period") {
-		// No period in the spec: the cgroup's default applies.
-		period, _ := readUint(cgroupFile("cpu", cg, "cpu.cfs_period_us"))
-		ms.add("container_spec_cpu_period", period)
+		ms.add("container_spec_cpu_period", st.CPUPeriodUs)
 	}
 	if !hasMetric(ms, "container_spec_cpu_shares") {
-		shares, _ := readUint(cgroupFile("cpu", cg, "cpu.shares"))
-		ms.add("container_spec_cpu_shares", shares)
+		ms.add("container_spec_cpu_shares", st.CPUShares)
 	}
 	if !hasMetric(ms, "container_spec_memory_limit_bytes") {
 		ms.add("container_spec_memory_limit_bytes", 0)

@@ -192,3 +192,71 @@ func TestPodSandboxMetrics(t *testing.T) {
 		}
 	}
 }
+
+// A unified (v2) hierarchy is read in v1's terms, so that the metrics and
+// the stats calls need no second mapping. The files are a fake tree: this
+// host's runc puts containers in v1 hierarchies.
+func TestReadCgroupV2(t *testing.T) {
+	root := t.TempDir()
+	old := CgroupRoot
+	CgroupRoot = root
+	t.Cleanup(func() { CgroupRoot = old })
+	files := map[string]string{
+		"cgroup.controllers":      "cpu io memory pids\n",
+		"pod/ctr/cpu.stat":        "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 7\nnr_throttled 2\nthrottled_usec 30\n",
+		"pod/ctr/cpu.max":         "20000 100000\n",
+		"pod/ctr/memory.current":  "8192000\n",
+		"pod/ctr/memory.peak":     "9000000\n",
+		"pod/ctr/memory.max":      "67108864\n",
+		"pod/ctr/memory.events":   "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n",
+		"pod/ctr/memory.stat":     "anon 4096000\nfile 2048000\nkernel 512000\nfile_mapped 1024\ninactive_file 1000000\npgfault 42\npgmajfault 1\n",
+		"pod/ctr/pids.max":        "max\n",
+		"pod/ctr/cgroup.procs":    "12\n34\n",
+		"pod/ctr/io.stat":         "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n",
+		"pod/ctr/memory.swap.max": "max\n",
+	}
+	for name, data := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := ReadCgroup("/pod/ctr")
+	if err != nil {
+		t.Fatalf("ReadCgroup: %v", err)
+	}
+	for _, tc := range []struct {
+		name      string
+		got, want uint64
+	}{
+		{"cpu usage ns", s.CPUUsage, 1500000},
+		{"cpu user ns", s.CPUUser, 1000000},
+		{"cpu system ns", s.CPUSystem, 500000},
+		{"throttled periods", s.CPUThrottled, 2},
+		{"throttled ns", s.CPUThrottledTimeNs, 30000},
+		{"cfs period", s.CPUPeriodUs, 100000},
+		{"memory usage", s.MemUsage, 8192000},
+		{"working set", s.WorkingSet(), 8192000 - 1000000},
+		{"max usage", s.MemMaxUsage, 9000000},
+		{"limit", s.MemLimit, 64 << 20},
+		{"failcnt (events max)", s.MemFailcnt, 3},
+		{"oom kills", s.OOMKills, 1},
+		{"kernel", s.MemKernel, 512000},
+		{"rss", s.MemStat["total_rss"], 4096000},
+		{"cache", s.MemStat["total_cache"], 2048000},
+		{"pgfault", s.MemStat["pgfault"], 42},
+		{"pids.max (unlimited)", s.PidsMax, 0},
+		{"processes", uint64(len(s.Pids)), 2},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s = %d, want %d", tc.name, tc.got, tc.want)
+		}
+	}
+	want := []BlkioStat{{8, 0, "Read", 4096, 1}, {8, 0, "Write", 8192, 2}}
+	if !slices.Equal(s.Blkio, want) {
+		t.Errorf("blkio = %v, want %v", s.Blkio, want)
+	}
+}

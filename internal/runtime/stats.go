@@ -17,10 +17,11 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// CgroupV1Root is where the cgroup v1 hierarchies are mounted (one
-// directory per controller). The stats and metrics read containers'
+// CgroupRoot is where the cgroup hierarchies are mounted: one directory
+// per controller (v1, and the hybrid layout), or the unified tree (v2, told
+// by its cgroup.controllers file). The stats and metrics read containers'
 // cgroups below it.
-var CgroupV1Root = "/sys/fs/cgroup"
+var CgroupRoot = "/sys/fs/cgroup"
 
 // unlimited is the smallest value a v1 cgroup reports for "no limit"
 // (PAGE_COUNTER_MAX rounded to pages, just below 2^63).
@@ -52,22 +53,24 @@ func CgroupPath(spec *specs.Spec) (string, error) {
 	return spec.Linux.CgroupsPath, nil
 }
 
-// CgroupStats is one reading of a container's v1 cgroups. Times are
+// CgroupStats is one reading of a container's cgroups. Times are
 // nanoseconds, sizes bytes. Only the CPU and memory usage must be
 // readable; the rest stays zero when its file is missing (an older kernel,
 // a controller not mounted).
 type CgroupStats struct {
 	Time time.Time
 
-	CPUUsage, CPUUser, CPUSystem                 uint64 // cpuacct
+	CPUUsage, CPUUser, CPUSystem                 uint64 // cpuacct (v2: cpu.stat)
 	CPUPeriods, CPUThrottled, CPUThrottledTimeNs uint64 // cpu.stat
+	CPUPeriodUs, CPUShares                       uint64 // the limits in force (v2: no shares)
 
 	MemUsage, MemMaxUsage, MemFailcnt uint64
 	MemLimit                          uint64 // 0: unlimited
 	MemKernel                         uint64
 	OOMKills                          uint64
-	// MemStat is memory.stat: cache, rss, mapped_file, swap, pgfault, ...
-	// and their hierarchical total_* sums.
+	// MemStat is memory.stat in v1's names: cache, rss, mapped_file,
+	// swap, pgfault, ... and their hierarchical total_* sums (v2's
+	// counters, hierarchical already, are given under both names).
 	MemStat map[string]uint64
 
 	PidsMax uint64 // 0: unlimited
@@ -94,11 +97,19 @@ func (s *CgroupStats) WorkingSet() uint64 {
 }
 
 func cgroupFile(controller, cg, name string) string {
-	return filepath.Join(CgroupV1Root, controller, cg, name)
+	return filepath.Join(CgroupRoot, controller, cg, name)
 }
 
-// ReadCgroup reads the v1 cgroup cg of every controller peapod reports on.
+// ReadCgroup reads the cgroup cg (runc's cgroupsPath) of every controller
+// peapod reports on.
 func ReadCgroup(cg string) (*CgroupStats, error) {
+	if _, err := os.Stat(filepath.Join(CgroupRoot, "cgroup.controllers")); err == nil {
+		return readCgroupV2(filepath.Join(CgroupRoot, cg))
+	}
+	return readCgroupV1(cg)
+}
+
+func readCgroupV1(cg string) (*CgroupStats, error) {
 	s := &CgroupStats{Time: time.Now()}
 	var err error
 	if s.CPUUsage, err = readUint(cgroupFile("cpuacct", cg, "cpuacct.usage")); err != nil {
@@ -115,6 +126,8 @@ func ReadCgroup(cg string) (*CgroupStats, error) {
 	if st, err := readKV(cgroupFile("cpu", cg, "cpu.stat")); err == nil {
 		s.CPUPeriods, s.CPUThrottled, s.CPUThrottledTimeNs = st["nr_periods"], st["nr_throttled"], st["throttled_time"]
 	}
+	s.CPUPeriodUs, _ = readUint(cgroupFile("cpu", cg, "cpu.cfs_period_us"))
+	s.CPUShares, _ = readUint(cgroupFile("cpu", cg, "cpu.shares"))
 	s.MemMaxUsage, _ = readUint(cgroupFile("memory", cg, "memory.max_usage_in_bytes"))
 	s.MemFailcnt, _ = readUint(cgroupFile("memory", cg, "memory.failcnt"))
 	s.MemKernel, _ = readUint(cgroupFile("memory", cg, "memory.kmem.usage_in_bytes"))
@@ -130,6 +143,7 @@ func ReadCgroup(cg string) (*CgroupStats, error) {
 		s.Pids, _ = readPids(cgroupFile("memory", cg, "cgroup.procs"))
 	}
 	bytes, _ := readBlkio(cgroupFile("blkio", cg, "blkio.throttle.io_service_bytes_recursive"))
+	// io_serviced has the same lines with counts of operations.
 	ops, _ := readBlkio(cgroupFile("blkio", cg, "blkio.throttle.io_serviced_recursive"))
 	for i := range bytes {
 		for _, o := range ops {
@@ -140,6 +154,85 @@ func ReadCgroup(cg string) (*CgroupStats, error) {
 	}
 	s.Blkio = bytes
 	return s, nil
+}
+
+// readCgroupV2 reads the unified cgroup at dir, in v1's terms.
+func readCgroupV2(dir string) (*CgroupStats, error) {
+	s := &CgroupStats{Time: time.Now()}
+	cpu, err := readKV(filepath.Join(dir, "cpu.stat"))
+	if err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", dir, err)
+	}
+	if s.MemUsage, err = readUint(filepath.Join(dir, "memory.current")); err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", dir, err)
+	}
+	mem, err := readKV(filepath.Join(dir, "memory.stat"))
+	if err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", dir, err)
+	}
+	s.CPUUsage, s.CPUUser, s.CPUSystem = cpu["usage_usec"]*1000, cpu["user_usec"]*1000, cpu["system_usec"]*1000
+	s.CPUPeriods, s.CPUThrottled, s.CPUThrottledTimeNs = cpu["nr_periods"], cpu["nr_throttled"], cpu["throttled_usec"]*1000
+	if b, err := os.ReadFile(filepath.Join(dir, "cpu.max")); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			s.CPUPeriodUs, _ = strconv.ParseUint(f[1], 10, 64)
+		}
+	}
+	s.MemMaxUsage, _ = readUint(filepath.Join(dir, "memory.peak"))
+	s.MemLimit, _ = readUint(filepath.Join(dir, "memory.max")) // "max": 0
+	if ev, err := readKV(filepath.Join(dir, "memory.events")); err == nil {
+		s.MemFailcnt, s.OOMKills = ev["max"], ev["oom_kill"]
+	}
+	s.MemKernel = mem["kernel"]
+	if s.MemKernel == 0 {
+		s.MemKernel = mem["kernel_stack"] + mem["slab"] + mem["sock"] + mem["pagetables"]
+	}
+	swap, _ := readUint(filepath.Join(dir, "memory.swap.current"))
+	s.MemStat = map[string]uint64{}
+	for v1, v := range map[string]uint64{
+		"cache": mem["file"], "rss": mem["anon"], "mapped_file": mem["file_mapped"], "swap": swap,
+		"inactive_file": mem["inactive_file"], "pgfault": mem["pgfault"], "pgmajfault": mem["pgmajfault"],
+	} {
+		s.MemStat[v1], s.MemStat["total_"+v1] = v, v
+	}
+	s.PidsMax, _ = readUint(filepath.Join(dir, "pids.max"))
+	s.Pids, _ = readPids(filepath.Join(dir, "cgroup.procs"))
+	s.Blkio, _ = readIOStat(filepath.Join(dir, "io.stat"))
+	return s, nil
+}
+
+// readIOStat reads v2's io.stat ("MAJ:MIN rbytes=N wbytes=N rios=N ...")
+// as v1's Read and Write lines.
+func readIOStat(path string) ([]BlkioStat, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []BlkioStat
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			continue
+		}
+		maj, min, ok := strings.Cut(fields[0], ":")
+		if !ok {
+			continue
+		}
+		kv := map[string]uint64{}
+		for _, f := range fields[1:] {
+			if k, v, ok := strings.Cut(f, "="); ok {
+				kv[k], _ = strconv.ParseUint(v, 10, 64)
+			}
+		}
+		ma, e1 := strconv.ParseUint(maj, 10, 64)
+		mi, e2 := strconv.ParseUint(min, 10, 64)
+		if e1 != nil || e2 != nil {
+			continue
+		}
+		out = append(out,
+			BlkioStat{Major: ma, Minor: mi, Op: "Read", Bytes: kv["rbytes"], Ops: kv["rios"]},
+			BlkioStat{Major: ma, Minor: mi, Op: "Write", Bytes: kv["wbytes"], Ops: kv["wios"]})
+	}
+	return out, nil
 }
 
 func readUint(path string) (uint64, error) {
