@@ -20,10 +20,11 @@ import (
 // gate needs no cAdvisor. Names, meaning and label keys follow cAdvisor's,
 // so dashboards keep working.
 //
-// Values are unsigned integers on the wire (Metric.value is a UInt64Value),
-// so the *_seconds_total CPU counters carry nanoseconds; truncating them to
-// whole seconds would lose every short-lived container's CPU time. Spec
-// limits that are unset (no quota, no memory limit) are 0.
+// Values are unsigned integers on the wire (Metric.value is a UInt64Value)
+// and the kubelet exports them as they are, under cAdvisor's names: the
+// *_seconds_total CPU counters are therefore whole seconds (truncated), as
+// CRI-O reports them, so that a dashboard's rate() reads CPUs, not
+// nanoseconds. Spec limits that are unset (no quota, no memory limit) are 0.
 
 // baseLabels are the label keys of every container metric: the
 // Kubernetes container, pod and namespace, and the runtime's ID, name and
@@ -45,12 +46,12 @@ const (
 // each of them for each running container (or pod, for the network ones),
 // but the blkio ones when the cgroup saw no block I/O.
 var metricDefs = []metricDef{
-	{"container_cpu_usage_seconds_total", "Cumulative CPU time consumed, in nanoseconds.", counter, []string{"cpu"}},
-	{"container_cpu_user_seconds_total", "Cumulative user CPU time consumed, in nanoseconds.", counter, nil},
-	{"container_cpu_system_seconds_total", "Cumulative system CPU time consumed, in nanoseconds.", counter, nil},
+	{"container_cpu_usage_seconds_total", "Cumulative CPU time consumed, in seconds.", counter, []string{"cpu"}},
+	{"container_cpu_user_seconds_total", "Cumulative user CPU time consumed, in seconds.", counter, nil},
+	{"container_cpu_system_seconds_total", "Cumulative system CPU time consumed, in seconds.", counter, nil},
 	{"container_cpu_cfs_periods_total", "Number of elapsed CFS enforcement periods.", counter, nil},
 	{"container_cpu_cfs_throttled_periods_total", "Number of throttled CFS periods.", counter, nil},
-	{"container_cpu_cfs_throttled_seconds_total", "Total time the container was throttled, in nanoseconds.", counter, nil},
+	{"container_cpu_cfs_throttled_seconds_total", "Total time the container was throttled, in seconds.", counter, nil},
 
 	{"container_memory_usage_bytes", "Current memory usage, including all memory regardless of when it was accessed.", gauge, nil},
 	{"container_memory_working_set_bytes", "Current working set: usage without inactive file pages.", gauge, nil},
@@ -222,12 +223,12 @@ func (r *Runtime) containerMetrics(c *container, pod *runtimeapi.PodSandboxMetad
 	}
 	ms := &metricSet{base: []string{name, c.id, rec.ImageName, c.id, pod.GetNamespace(), pod.GetName()}}
 
-	ms.add("container_cpu_usage_seconds_total", st.CPUUsage, "total")
-	ms.add("container_cpu_user_seconds_total", st.CPUUser)
-	ms.add("container_cpu_system_seconds_total", st.CPUSystem)
+	ms.add("container_cpu_usage_seconds_total", seconds(st.CPUUsage), "total")
+	ms.add("container_cpu_user_seconds_total", seconds(st.CPUUser))
+	ms.add("container_cpu_system_seconds_total", seconds(st.CPUSystem))
 	ms.add("container_cpu_cfs_periods_total", st.CPUPeriods)
 	ms.add("container_cpu_cfs_throttled_periods_total", st.CPUThrottled)
-	ms.add("container_cpu_cfs_throttled_seconds_total", st.CPUThrottledTimeNs)
+	ms.add("container_cpu_cfs_throttled_seconds_total", seconds(st.CPUThrottledTimeNs))
 
 	ms.add("container_memory_usage_bytes", st.MemUsage)
 	ms.add("container_memory_working_set_bytes", st.WorkingSet())
@@ -413,3 +414,6 @@ func softNoFile(pid int) (uint64, bool) {
 	}
 	return 0, false
 }
+
+// seconds turns a nanosecond counter into whole seconds.
+func seconds(ns uint64) uint64 { return ns / uint64(time.Second) }
