@@ -2,10 +2,7 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -36,32 +33,11 @@ func TestPodExecTTYWindowSize(t *testing.T) {
 	apply(t, d, "exectty.yaml", fmt.Sprintf(execTTYPod, reg.Ref("busybox:exectty")))
 	waitStatus(t, d, "default", "exectty", "Running", 90*time.Second)
 
-	master, slave := openPty(t, 27, 93)
-	cmd := exec.Command(peapodBin, "exec", "-it", "exectty", "--", "sh", "-c", "stty size; while read b; do stty size; done")
-	cmd.Env = append(os.Environ(), "PEAPOD_HOST="+d.Host)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, master, out := startOnPty(t, d, 27, 93, "exec", "-it", "exectty", "--", "sh", "-c", "stty size; while read b; do stty size; done")
 	var waitErr error
 	waited := make(chan struct{})
 	go func() { waitErr = cmd.Wait(); close(waited) }()
 	t.Cleanup(func() { _ = cmd.Process.Kill(); <-waited })
-	out := make(chan string, 100)
-	go func() {
-		defer close(out)
-		buf := make([]byte, 4096)
-		for {
-			n, err := master.Read(buf)
-			if n > 0 {
-				out <- string(buf[:n])
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
 	var seen strings.Builder
 	read := func(wait time.Duration) {
 		select {

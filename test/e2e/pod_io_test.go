@@ -370,25 +370,20 @@ func openPty(t *testing.T, rows, cols uint16) (master, slave *os.File) {
 	return m, s
 }
 
-// TestPodIOAttachTTY attaches to a container's terminal from a local
-// terminal: input reaches the container, the local size is the
-// container's, and a resize of the local terminal follows.
-func TestPodIOAttachTTY(t *testing.T) {
-	d := startPodDaemon(t)
-	reg := busyboxRegistry(t, d, registrytest.Options{TLS: true}, "busybox:tty")
-	cleanupPods(t, d, "default")
-	apply(t, d, "tty.yaml", fmt.Sprintf(ttyPod, reg.Ref("busybox:tty")))
-	waitStatus(t, d, "default", "tty", "Running", 90*time.Second)
-
-	master, slave := openPty(t, 33, 101)
-	cmd := exec.Command(peapodBin, "attach", "-it", "tty")
+// startOnPty starts the CLI against d with a new terminal of the given size
+// as its controlling terminal and stdio, as a person at a terminal would.
+// It returns the command (the caller waits for it), the terminal's master
+// side (to type and resize) and what the terminal shows, chunk by chunk.
+func startOnPty(t *testing.T, d *Daemon, rows, cols uint16, args ...string) (*exec.Cmd, *os.File, <-chan string) {
+	t.Helper()
+	master, slave := openPty(t, rows, cols)
+	cmd := exec.Command(peapodBin, args...)
 	cmd.Env = append(os.Environ(), "PEAPOD_HOST="+d.Host)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	out := make(chan string, 100)
 	go func() {
 		defer close(out)
@@ -403,6 +398,21 @@ func TestPodIOAttachTTY(t *testing.T) {
 			}
 		}
 	}()
+	return cmd, master, out
+}
+
+// TestPodIOAttachTTY attaches to a container's terminal from a local
+// terminal: input reaches the container, the local size is the
+// container's, and a resize of the local terminal follows.
+func TestPodIOAttachTTY(t *testing.T) {
+	d := startPodDaemon(t)
+	reg := busyboxRegistry(t, d, registrytest.Options{TLS: true}, "busybox:tty")
+	cleanupPods(t, d, "default")
+	apply(t, d, "tty.yaml", fmt.Sprintf(ttyPod, reg.Ref("busybox:tty")))
+	waitStatus(t, d, "default", "tty", "Running", 90*time.Second)
+
+	cmd, master, out := startOnPty(t, d, 33, 101, "attach", "-it", "tty")
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	var seen strings.Builder
 	expect := func(want string) {
 		t.Helper()
