@@ -223,6 +223,7 @@ func (r *Runtime) createPause(ctx context.Context, rec *sandboxRecord, cfg *runt
 	s, err := spec.Sandbox(spec.SandboxParams{
 		ID: rec.ID, Config: cfg, Image: pause.Config, ImageName: pause.Name,
 		RootfsPath: root, NetNSPath: rec.NetNS, ShmPath: rec.Shm, Host: r.host,
+		NativePause: pause.Rootfs != "", // the local catatonit, not a configured image
 	})
 	if err != nil {
 		return err

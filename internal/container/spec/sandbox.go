@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -40,6 +41,13 @@ type SandboxParams struct {
 	ShmPath string
 	// Host is what this machine allows (oom_score_adj floor, capabilities...).
 	Host Host
+	// NativePause says the pause process is a static binary of this
+	// machine's architecture that runs nothing else (peapod's local
+	// catatonit). A seccomp profile then filters only the native ABI: no
+	// other ABI's system call can come from that process, and each extra
+	// ABI costs runc ~7 ms to compile (docs/benchmarks.md). Workload
+	// containers always keep the profile's full architecture list.
+	NativePause bool
 }
 
 // Sandbox returns the infra container's spec: the pause process, read-only
@@ -102,6 +110,11 @@ func sandbox(p SandboxParams) (*specs.Spec, error) {
 	seccomp, err := seccompProfile(sc.GetSeccomp(), sc.GetSeccompProfilePath(), sc.GetPrivileged(), nil)
 	if err != nil {
 		return nil, err
+	}
+	if seccomp != nil && p.NativePause {
+		if native := seccompArchitectures(); len(native) > 0 && len(seccomp.Architectures) > 1 && slices.Contains(seccomp.Architectures, native[0]) {
+			seccomp.Architectures = native[:1]
+		}
 	}
 	oom := clampOOMScoreAdj(DefaultSandboxOOMScoreAdj, p.Host)
 	shares := uint64(sandboxCPUShares)

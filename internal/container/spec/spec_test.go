@@ -568,3 +568,38 @@ func TestDetectHost(t *testing.T) {
 		}
 	}
 }
+
+// The local pause (a static native binary that runs nothing else) gets the
+// profile for the native ABI only; a configured pause image and every
+// workload keep the profile's whole architecture list.
+func TestSandboxSeccompArchitectures(t *testing.T) {
+	native := seccompArchitectures()
+	if len(native) < 2 {
+		t.Skipf("%v: this architecture has a single ABI, nothing to narrow", native)
+	}
+	withProfile := podConfig(func(c *runtime.PodSandboxConfig) {
+		c.Linux.SecurityContext.Seccomp = &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_RuntimeDefault}
+	})
+	for _, tc := range []struct {
+		name   string
+		native bool
+		want   []specs.Arch
+	}{
+		{"local pause", true, native[:1]},
+		{"configured pause image", false, native},
+	} {
+		p := sandboxParams(t, withProfile)
+		p.NativePause = tc.native
+		s, err := Sandbox(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Linux.Seccomp == nil || !slices.Equal(s.Linux.Seccomp.Architectures, tc.want) {
+			t.Errorf("%s: seccomp %+v, want architectures %v", tc.name, s.Linux.Seccomp, tc.want)
+		}
+		// The rules are the default profile's either way.
+		if s.Linux.Seccomp != nil && len(s.Linux.Seccomp.Syscalls) != len(DefaultSeccomp(nil).Syscalls) {
+			t.Errorf("%s: %d syscall rules, want the default profile's %d", tc.name, len(s.Linux.Seccomp.Syscalls), len(DefaultSeccomp(nil).Syscalls))
+		}
+	}
+}
