@@ -50,12 +50,14 @@
 // container's init through runc's exec fifo itself (runc.StartCreated), as
 // `runc start` would, saving that process (~8 ms; StartContainer p50 now
 // ~1 ms). What is left is runc 1.1 itself: a `runc create` costs ~25-30 ms
-// without seccomp and ~15 ms more with the RuntimeDefault profile (libseccomp
-// compiling ~400 rules for x86_64, x86 and x32 in runc init; the two 32-bit
-// ABIs cost ~7 ms each, measured with runc alone), once for pause and once (under conmon) for the
-// container. No `runc state` runs on the start path, and the store's writes
-// cost ~0.1 ms each (fdatasync is cheap here), so neither is worth batching.
-// Measured with bench/pod beside containerd 2.4.2 (docs/benchmarks.md).
+// without seccomp and ~15 ms more with the RuntimeDefault profile
+// (libseccomp compiling ~400 rules for x86_64, x86 and x32 in runc init;
+// the two 32-bit ABIs cost ~7 ms each, measured with runc alone). The local
+// pause, a static native catatonit, gets the profile for its own ABI only
+// (spec.SandboxParams.NativePause); the container keeps all three. No `runc
+// state` runs on the start path, and the store's writes cost ~0.1 ms each
+// (fdatasync is cheap here), so neither is worth batching. Measured with
+// bench/pod beside containerd 2.4.2 (docs/benchmarks.md).
 //
 // Memory per running 1-container pod (every process the runtime added, not
 // the workload): 2 processes, pause + conmon, 2.7 MiB RSS and 0.55 MiB PSS.
