@@ -9,10 +9,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/peapod/peapod/internal/procfs"
 )
 
 // scopedResult is the memory of every process one runtime added for n
@@ -42,7 +43,7 @@ func scopedOverhead(ctx context.Context, d daemon, n int, logRoot string) (scope
 		return res, err
 	}
 	before := pidSet()
-	rss0, _ := statusKiB(d.pid(), "VmRSS")
+	rss0, _ := procfs.StatusKiB(d.pid(), "VmRSS")
 	var pods []string
 	var workloads []int
 	defer func() {
@@ -90,7 +91,7 @@ func scopedOverhead(ctx context.Context, d daemon, n int, logRoot string) (scope
 		workloads = append(workloads, info.Pid)
 	}
 	time.Sleep(2 * time.Second)
-	rss1, _ := statusKiB(d.pid(), "VmRSS")
+	rss1, _ := procfs.StatusKiB(d.pid(), "VmRSS")
 	dirs := d.dirs()
 	netns := map[string]bool{}
 	for _, pid := range workloads {
@@ -122,7 +123,9 @@ func scopedOverhead(ctx context.Context, d daemon, n int, logRoot string) (scope
 			}
 		}
 		if !v {
-			v = own(ppid(pid), depth+1)
+			if st, err := procfs.ReadStat(pid); err == nil {
+				v = own(st.PPID, depth+1)
+			}
 		}
 		memo[pid] = v
 		return v
@@ -131,7 +134,7 @@ func scopedOverhead(ctx context.Context, d daemon, n int, logRoot string) (scope
 		if before[pid] || slices.Contains(workloads, pid) || pid == d.pid() || !own(pid, 0) {
 			continue
 		}
-		r, p := smapsKiB(pid)
+		r, p, _ := procfs.Memory(pid)
 		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 		res.List = append(res.List, fmt.Sprintf("%d %s rss=%dKiB pss=%dKiB", pid, strings.TrimSpace(string(comm)), r, p))
 		res.RSSKiB += r
@@ -141,7 +144,7 @@ func scopedOverhead(ctx context.Context, d daemon, n int, logRoot string) (scope
 	slices.Sort(res.List)
 	res.RSSKiB /= n
 	res.PSSKiB /= n
-	res.GrowKiB = (rss1 - rss0) / n
+	res.GrowKiB = int(rss1-rss0) / n
 	return res, nil
 }
 
@@ -154,53 +157,4 @@ func pidSet() map[int]bool {
 		}
 	}
 	return out
-}
-
-func ppid(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 2 {
-		return 0
-	}
-	p, _ := strconv.Atoi(f[1])
-	return p
-}
-
-// smapsKiB returns the RSS and PSS of pid from /proc/PID/smaps_rollup.
-func smapsKiB(pid int) (rss, pss int) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
-	if err != nil {
-		return 0, 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		v, _ := strconv.Atoi(f[1])
-		switch f[0] {
-		case "Rss:":
-			rss = v
-		case "Pss:":
-			pss = v
-		}
-	}
-	return rss, pss
-}
-
-func statusKiB(pid int, field string) (int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && k == field {
-			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-		}
-	}
-	return 0, syscall.ENOENT
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/peapod/peapod/internal/procfs"
 	"github.com/peapod/peapod/internal/testdaemon"
 )
 
@@ -70,7 +71,7 @@ func (r *containerdRunner) pull(ctx context.Context, run int, image string) (res
 	if err := os.WriteFile(crictlConf, fmt.Appendf(nil, "runtime-endpoint: %s\nimage-endpoint: %s\ntimeout: 30\n", d.Endpoint, d.Endpoint), 0o644); err != nil {
 		return res, err
 	}
-	if res.IdleRSSKiB, err = procMemKiB(d.Pid, "VmRSS"); err != nil {
+	if res.IdleRSSKiB, err = procfs.StatusKiB(d.Pid, "VmRSS"); err != nil {
 		return res, err
 	}
 	cpu0, err := procCPU(d.Pid)
@@ -85,7 +86,7 @@ func (r *containerdRunner) pull(ctx context.Context, run int, image string) (res
 	if err != nil {
 		return res, fmt.Errorf("crictl pull %s: %w: %s", image, err, strings.TrimSpace(string(cout)))
 	}
-	if res.PeakRSSKiB, err = procMemKiB(d.Pid, "VmHWM"); err != nil {
+	if res.PeakRSSKiB, err = procfs.StatusKiB(d.Pid, "VmHWM"); err != nil {
 		return res, err
 	}
 	cpu1, err := procCPU(d.Pid)

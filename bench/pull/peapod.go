@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/peapod/peapod/internal/procfs"
 	"github.com/peapod/peapod/internal/testdaemon"
 )
 
@@ -50,7 +51,7 @@ func (r *peapodRunner) pull(ctx context.Context, run int, image string) (result,
 	}
 	defer d.Close()
 	pid := d.Pid()
-	if res.IdleRSSKiB, err = procMemKiB(pid, "VmRSS"); err != nil {
+	if res.IdleRSSKiB, err = procfs.StatusKiB(pid, "VmRSS"); err != nil {
 		return res, err
 	}
 	cpu0, err := procCPU(pid)
@@ -65,7 +66,7 @@ func (r *peapodRunner) pull(ctx context.Context, run int, image string) (result,
 	if err != nil {
 		return res, fmt.Errorf("peapod pull %s: %w: %s", image, err, strings.TrimSpace(string(out)))
 	}
-	if res.PeakRSSKiB, err = procMemKiB(pid, "VmHWM"); err != nil {
+	if res.PeakRSSKiB, err = procfs.StatusKiB(pid, "VmHWM"); err != nil {
 		return res, err
 	}
 	cpu1, err := procCPU(pid)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/peapod/peapod/internal/procfs"
 )
 
 // BenchmarkPodStart measures the time from RunPodSandbox to a running
@@ -63,7 +65,7 @@ func BenchmarkPodStart(b *testing.B) {
 		if !ours(pid, self, f.cgroup, root) {
 			continue
 		}
-		r, p := memory(pid)
+		r, p, _ := procfs.Memory(pid)
 		rss, pss, n = rss+r, pss+p, n+1
 	}
 	b.ReportMetric(float64(rss)/float64(b.N)/1024, "helper-RSS-MiB/pod")
@@ -91,39 +93,14 @@ func ours(pid, self int, cgroup, dir string) bool {
 		return true
 	}
 	for p := pid; p > 1; {
-		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		st, err := procfs.ReadStat(p)
 		if err != nil {
 			return false
 		}
-		s := string(st)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		pp, _ := strconv.Atoi(fields[1])
-		if pp == self {
+		if st.PPID == self {
 			return true
 		}
-		p = pp
+		p = st.PPID
 	}
 	return false
-}
-
-// memory returns the RSS and PSS of pid in KiB.
-func memory(pid int) (rss, pss int) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
-	if err != nil {
-		return 0, 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		v, _ := strconv.Atoi(f[1])
-		switch f[0] {
-		case "Rss:":
-			rss = v
-		case "Pss:":
-			pss = v
-		}
-	}
-	return rss, pss
 }

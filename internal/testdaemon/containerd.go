@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/peapod/peapod/internal/procfs"
 )
 
 // ContainerdOptions describe a reference containerd started by the
@@ -175,10 +177,8 @@ func waitExit(ctx context.Context, pid int, d time.Duration) bool {
 		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
 			return true
 		}
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-			if i := strings.LastIndexByte(string(b), ')'); i > 0 && strings.HasPrefix(string(b[i+1:]), " Z") {
-				return true
-			}
+		if st, err := procfs.ReadStat(pid); err == nil && st.Exited() {
+			return true
 		}
 		select {
 		case <-ctx.Done():

@@ -1,37 +1,10 @@
 package conmon_test
 
 import (
-	"bufio"
-	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
-)
 
-// smapsRollup returns the Rss and Pss of pid in KiB.
-func smapsRollup(pid int) (rss, pss int, err error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 2 {
-			continue
-		}
-		n, _ := strconv.Atoi(fields[1])
-		switch fields[0] {
-		case "Rss:":
-			rss = n
-		case "Pss:":
-			pss = n
-		}
-	}
-	return rss, pss, sc.Err()
-}
+	"github.com/peapod/peapod/internal/procfs"
+)
 
 // BenchmarkConmonMemory reports the memory conmon costs per sleeping
 // container, averaged over b.N containers running at once (PSS shrinks as
@@ -45,7 +18,7 @@ func BenchmarkConmonMemory(b *testing.B) {
 	}
 	var rss, pss int
 	for _, pid := range pids {
-		r, p, err := smapsRollup(pid)
+		r, p, err := procfs.Memory(pid)
 		if err != nil {
 			b.Fatal(err)
 		}

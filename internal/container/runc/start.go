@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/peapod/peapod/internal/procfs"
 )
 
 // execFifo is the named pipe in runc's state directory (ROOT/ID/exec.fifo)
@@ -71,24 +73,8 @@ func releaseInit(ctx context.Context, path string, pid int) error {
 		if n > 0 && fds[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0 {
 			return errors.New("container process is already dead")
 		}
-		if !alive(pid) {
+		if !procfs.Alive(pid) {
 			return errors.New("container process is already dead")
 		}
 	}
-}
-
-// alive reports whether pid exists and is not a zombie.
-func alive(pid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the command, which is in parentheses and may
-	// itself contain ") ".
-	for i := len(data) - 1; i > 0; i-- {
-		if data[i] == ')' {
-			return i+2 < len(data) && data[i+2] != 'Z'
-		}
-	}
-	return false
 }
