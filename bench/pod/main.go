@@ -39,11 +39,11 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/peapod/peapod/bench/internal/machine"
 	"github.com/peapod/peapod/internal/imagetest"
 	"github.com/peapod/peapod/internal/registrytest"
 	"github.com/peapod/peapod/internal/testdaemon"
@@ -82,7 +82,7 @@ type flags struct {
 }
 
 func run() error {
-	gopathBin := filepath.Join(goEnv("GOPATH"), "bin")
+	gopathBin := filepath.Join(machine.GoEnv("GOPATH"), "bin")
 	var f flags
 	flag.IntVar(&f.pods, "pods", 50, "measured pods per runtime and mode (grpc, crictl)")
 	flag.IntVar(&f.warmup, "warmup", 3, "unmeasured pods first (grpc)")
@@ -172,10 +172,11 @@ func run() error {
 
 	rep := &report{
 		Date: time.Now().UTC().Format(time.RFC3339), Command: strings.TrimSpace("go run ./bench/pod " + strings.Join(os.Args[1:], " ")),
-		Commit: gitCommit(), Machine: machineFacts(roots), Pods: f.pods, MemPods: f.memPods,
+		Commit: machine.GitCommit(), Machine: machine.Facts(roots), Pods: f.pods, MemPods: f.memPods,
 		Versions: map[string]string{"runc": firstLine("runc", "--version"), "conmon": firstLine("conmon", "--version")},
 		Raw:      raw,
 	}
+	rep.Machine["roots_fs"] = roots
 	var daemons []daemon
 	defer func() {
 		for _, d := range daemons {
@@ -286,7 +287,7 @@ func run() error {
 			return err
 		}
 	}
-	rep.Machine["loadavg_end"] = loadavg()
+	rep.Machine["loadavg_end"] = machine.Loadavg()
 
 	md := rep.markdown()
 	fmt.Print(md)
@@ -305,22 +306,6 @@ func reversed(ds []daemon) []daemon {
 	return out
 }
 
-func goEnv(key string) string {
-	out, err := exec.Command("go", "env", key).Output()
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func gitCommit() string {
-	out, err := exec.Command("git", "describe", "--always", "--dirty").Output()
-	if err != nil {
-		return "unknown"
-	}
-	return strings.TrimSpace(string(out))
-}
-
 func firstLine(name string, args ...string) string {
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil && len(out) == 0 {
@@ -328,45 +313,4 @@ func firstLine(name string, args ...string) string {
 	}
 	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 	return line
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
-}
-
-// machineFacts says what the numbers were measured on.
-func machineFacts(roots string) map[string]string {
-	m := map[string]string{
-		"cpus":          fmt.Sprint(runtime.NumCPU()),
-		"go":            runtime.Version(),
-		"loadavg_start": loadavg(),
-		"kernel":        firstLine("uname", "-r"),
-	}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m["cpu"] = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		line, _, _ := strings.Cut(string(b), "\n")
-		m["memory"] = strings.Join(strings.Fields(line)[1:], " ")
-	}
-	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
-		m["cgroup"] = "v2"
-	} else {
-		m["cgroup"] = "v1"
-	}
-	m["roots_fs"] = roots
-	return m
 }

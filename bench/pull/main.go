@@ -21,14 +21,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/peapod/peapod/bench/internal/machine"
 	"github.com/peapod/peapod/internal/testdaemon"
 )
 
@@ -58,7 +57,7 @@ func main() {
 }
 
 func run() error {
-	gopathBin := filepath.Join(goEnv("GOPATH"), "bin")
+	gopathBin := filepath.Join(machine.GoEnv("GOPATH"), "bin")
 	var (
 		runs      = flag.Int("runs", 5, "measured pulls per runtime")
 		warmup    = flag.Int("warmup", 1, "unmeasured pulls per runtime first (binaries and registry blobs into the page cache)")
@@ -173,11 +172,11 @@ func run() error {
 
 	rep := report{
 		Date:     time.Now().UTC().Format(time.RFC3339),
-		Machine:  machineFacts(roots),
+		Machine:  machine.Facts(roots),
 		Image:    facts,
 		Command:  strings.Join(os.Args, " "),
 		Versions: map[string]string{},
-		Commit:   gitCommit(),
+		Commit:   machine.GitCommit(),
 	}
 	for _, r := range runners {
 		rep.Versions[r.name()] = r.version(ctx)
@@ -208,7 +207,7 @@ func run() error {
 		}
 	}
 
-	rep.Machine["loadavg_end"] = loadavg()
+	rep.Machine["loadavg_end"] = machine.Loadavg()
 	if *profile {
 		if err := profilePull(ctx, roots, regConf, image, *outDir, log); err != nil {
 			return fmt.Errorf("profile: %w", err)
@@ -247,90 +246,4 @@ func reversed(rs []runner) []runner {
 func syncDisks() {
 	syscall.Sync()
 	time.Sleep(500 * time.Millisecond)
-}
-
-func goEnv(key string) string {
-	out, err := exec.Command("go", "env", key).Output()
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func gitCommit() string {
-	out, err := exec.Command("git", "describe", "--always", "--dirty").Output()
-	if err != nil {
-		return "unknown"
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// machineFacts says what the numbers were measured on.
-func machineFacts(work string) map[string]string {
-	m := map[string]string{
-		"cpus":          fmt.Sprint(runtime.NumCPU()),
-		"go":            runtime.Version(),
-		"loadavg_start": loadavg(),
-	}
-	var fs syscall.Statfs_t
-	if syscall.Statfs(work, &fs) == nil {
-		m["work_fs_magic"] = fmt.Sprintf("%#x", fs.Type)
-	}
-	if b, err := os.ReadFile("/proc/mounts"); err == nil {
-		// The mount holding the work directory: the longest prefix.
-		best := ""
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Fields(line)
-			if len(f) < 4 || !(work == f[1] || strings.HasPrefix(work, strings.TrimSuffix(f[1], "/")+"/")) || len(f[1]) < len(best) {
-				continue
-			}
-			best = f[1]
-			m["work_fs"] = fmt.Sprintf("%s %s on %s (%s)", f[2], f[0], f[1], f[3])
-		}
-	}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m["cpu"] = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		line, _, _ := strings.Cut(string(b), "\n")
-		m["memory"] = strings.Join(strings.Fields(line)[1:], " ")
-	}
-	var u syscall.Utsname
-	if syscall.Uname(&u) == nil {
-		m["kernel"] = utsString(u.Release[:])
-	}
-	if b, err := os.ReadFile("/etc/os-release"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
-				m["os"] = strings.Trim(v, `"`)
-			}
-		}
-	}
-	return m
-}
-
-func utsString(b []int8) string {
-	s := make([]byte, 0, len(b))
-	for _, c := range b {
-		if c == 0 {
-			break
-		}
-		s = append(s, byte(c))
-	}
-	return string(s)
-}
-
-// loadavg is the 1, 5 and 15 minute load average: the machine is shared,
-// and a busy one makes every number worse.
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
