@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -42,7 +41,7 @@ func scopedOverhead(ctx context.Context, d daemon, n int, logRoot string) (scope
 	if _, err := c.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: busyboxImage}}); err != nil {
 		return res, err
 	}
-	before := pidSet()
+	before := procfs.PIDs()
 	rss0, _ := procfs.StatusKiB(d.pid(), "VmRSS")
 	var pods []string
 	var workloads []int
@@ -130,7 +129,7 @@ func scopedOverhead(ctx context.Context, d daemon, n int, logRoot string) (scope
 		memo[pid] = v
 		return v
 	}
-	for pid := range pidSet() {
+	for pid := range procfs.PIDs() {
 		if before[pid] || slices.Contains(workloads, pid) || pid == d.pid() || !own(pid, 0) {
 			continue
 		}
@@ -146,15 +145,4 @@ func scopedOverhead(ctx context.Context, d daemon, n int, logRoot string) (scope
 	res.PSSKiB /= n
 	res.GrowKiB = int(rss1-rss0) / n
 	return res, nil
-}
-
-func pidSet() map[int]bool {
-	out := map[int]bool{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		if pid, err := strconv.Atoi(e.Name()); err == nil {
-			out[pid] = true
-		}
-	}
-	return out
 }

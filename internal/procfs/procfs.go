@@ -115,3 +115,16 @@ func StatusKiB(pid int, field string) (int64, error) {
 	}
 	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, field)
 }
+
+// PIDs is the set of processes that exist now (the numeric entries of
+// /proc), for counting the processes something added.
+func PIDs() map[int]bool {
+	out := map[int]bool{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			out[pid] = true
+		}
+	}
+	return out
+}

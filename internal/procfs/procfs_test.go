@@ -63,3 +63,9 @@ func TestLiveAndEndedProcesses(t *testing.T) {
 		t.Errorf("reaped child %d still alive", pid)
 	}
 }
+
+func TestPIDsHoldsThisProcess(t *testing.T) {
+	if !PIDs()[os.Getpid()] {
+		t.Error("PIDs() lacks this process")
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +28,7 @@ func BenchmarkPodStart(b *testing.B) {
 	ctx := context.Background()
 	root := filepath.Dir(f.opts.Root)
 	f.runPod(f.v, f.podConfig("warm")) // bridge, pause rootfs, iptables chains
-	before := pids()
+	before := procfs.PIDs()
 	var lat []time.Duration
 	var workloads []int
 	b.ResetTimer()
@@ -58,7 +57,7 @@ func BenchmarkPodStart(b *testing.B) {
 
 	self := os.Getpid()
 	var rss, pss, n int
-	for pid := range pids() {
+	for pid := range procfs.PIDs() {
 		if before[pid] || slices.Contains(workloads, pid) || pid == self {
 			continue
 		}
@@ -71,17 +70,6 @@ func BenchmarkPodStart(b *testing.B) {
 	b.ReportMetric(float64(rss)/float64(b.N)/1024, "helper-RSS-MiB/pod")
 	b.ReportMetric(float64(pss)/float64(b.N)/1024, "helper-PSS-MiB/pod")
 	b.ReportMetric(float64(n)/float64(b.N), "helper-procs/pod")
-}
-
-func pids() map[int]bool {
-	out := map[int]bool{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		if pid, err := strconv.Atoi(e.Name()); err == nil {
-			out[pid] = true
-		}
-	}
-	return out
 }
 
 // ours reports whether pid belongs to this benchmark's pods.
