@@ -3,9 +3,6 @@ package apiserver
 import (
 	"context"
 	"log/slog"
-	"net"
-	"net/http"
-	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -39,18 +36,7 @@ func (fakeInspector) InspectPod(_ context.Context, ns, name string) (*kubelet.Po
 func TestInspectPodThroughTheAPI(t *testing.T) {
 	s := New(nil, nil, slog.New(slog.DiscardHandler))
 	s.SetPodInspector(fakeInspector{})
-	sock := filepath.Join(t.TempDir(), "api.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: s.Handler()}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { srv.Close() })
-	c, err := client.New("unix://" + sock)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := serve(t, s)
 
 	got, err := c.InspectPod(context.Background(), "awesomeapps", "web")
 	if err != nil {

@@ -82,6 +82,13 @@ func startPodIO(t *testing.T, pods PodIO) *client.Client {
 	t.Helper()
 	s := New(nil, nil, slog.New(slog.DiscardHandler))
 	s.SetPodIO(pods)
+	return serve(t, s)
+}
+
+// serve serves s on a unix socket of the test's own until the test ends and
+// returns a client of it.
+func serve(t *testing.T, s *Server) *client.Client {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "api.sock")
 	l, err := net.Listen("unix", sock)
 	if err != nil {
