@@ -21,10 +21,17 @@ import (
 // that appeared on the machine meanwhile, so on a machine where others run
 // tests too it also counts their processes; this count does not.
 type scopedResult struct {
+	perPod
+	List []string
+}
+
+// perPod is what both memory counts report: how many processes a runtime
+// added for Pods running pods, and their memory and the daemon's growth per
+// pod.
+type perPod struct {
 	Runtime                 string
 	Pods, Procs             int
 	RSSKiB, PSSKiB, GrowKiB int // per pod
-	List                    []string
 }
 
 // A process belongs to the runtime's pods when it lives in one of the
@@ -32,7 +39,7 @@ type scopedResult struct {
 // daemon's root or state directory (monitors, shims: conmon's --bundle,
 // the shim's -address), or one of its ancestors does either.
 func scopedOverhead(ctx context.Context, d daemon, n int, logRoot string) (scopedResult, error) {
-	res := scopedResult{Runtime: d.name(), Pods: n}
+	res := scopedResult{perPod: perPod{Runtime: d.name(), Pods: n}}
 	c, err := dialCRI(d.endpoint())
 	if err != nil {
 		return res, err

@@ -73,10 +73,9 @@ func (r *report) markdown() string {
 	}
 	if len(r.Overhead) > 0 {
 		b.WriteString("## pod-overhead.sh (every process added per running 1-container pod, name-blind, KiB per pod)\n\n")
-		b.WriteString("| runtime | pods | processes added | RSS/pod | PSS/pod | daemon growth/pod |\n|---|---|---|---|---|---|\n")
+		b.WriteString(perPodHeader)
 		for _, o := range r.Overhead {
-			fmt.Fprintf(&b, "| %s | %d | %d | **%d** (%.2f MiB) | **%d** (%.2f MiB) | %d |\n", o.Runtime, o.Pods, o.Procs,
-				o.RSSKiB, float64(o.RSSKiB)/1024, o.PSSKiB, float64(o.PSSKiB)/1024, o.GrowKiB)
+			perPodRow(&b, o.perPod)
 		}
 		b.WriteString("\n")
 		for _, o := range r.Overhead {
@@ -86,10 +85,9 @@ func (r *report) markdown() string {
 	if len(r.Scoped) > 0 {
 		b.WriteString("## Processes added per pod, scoped to the runtime's own pods (name-blind, KiB per pod)\n\n")
 		b.WriteString("Same count as pod-overhead.sh, restricted to processes in the pods' network namespaces, naming the daemon's root or state directory, or descending from one of those or from the daemon.\n\n")
-		b.WriteString("| runtime | pods | processes added | RSS/pod | PSS/pod | daemon growth/pod |\n|---|---|---|---|---|---|\n")
+		b.WriteString(perPodHeader)
 		for _, o := range r.Scoped {
-			fmt.Fprintf(&b, "| %s | %d | %d | **%d** (%.2f MiB) | **%d** (%.2f MiB) | %d |\n", o.Runtime, o.Pods, o.Procs,
-				o.RSSKiB, float64(o.RSSKiB)/1024, o.PSSKiB, float64(o.PSSKiB)/1024, o.GrowKiB)
+			perPodRow(&b, o.perPod)
 		}
 		b.WriteString("\n")
 		for _, o := range r.Scoped {
@@ -139,4 +137,12 @@ func (r *report) markdown() string {
 		}
 	}
 	return b.String()
+}
+
+const perPodHeader = "| runtime | pods | processes added | RSS/pod | PSS/pod | daemon growth/pod |\n|---|---|---|---|---|---|\n"
+
+// perPodRow is one runtime's row of a memory-per-pod table.
+func perPodRow(b *strings.Builder, o perPod) {
+	fmt.Fprintf(b, "| %s | %d | %d | **%d** (%.2f MiB) | **%d** (%.2f MiB) | %d |\n", o.Runtime, o.Pods, o.Procs,
+		o.RSSKiB, float64(o.RSSKiB)/1024, o.PSSKiB, float64(o.PSSKiB)/1024, o.GrowKiB)
 }

@@ -52,17 +52,15 @@ func measureCrictl(ctx context.Context, kit string, d daemon, iter, pods int, ou
 
 // overheadResult is pod-overhead.sh for one runtime.
 type overheadResult struct {
-	Runtime                 string
-	Pods, Procs             int
-	RSSKiB, PSSKiB, GrowKiB int // per pod
-	Output, Command         string
+	perPod
+	Output, Command string
 }
 
 var overheadRE = regexp.MustCompile(`overhead/pod: rss=(-?\d+) pss=(-?\d+) daemon_growth=(-?\d+)`)
 var procsRE = regexp.MustCompile(`processes added \(not workload\): (\d+) for (\d+) pods`)
 
 func podOverhead(ctx context.Context, kit string, d daemon, n int, out string) (overheadResult, error) {
-	res := overheadResult{Runtime: d.name(), Pods: n}
+	res := overheadResult{perPod: perPod{Runtime: d.name(), Pods: n}}
 	args := []string{d.endpoint(), strconv.Itoa(n), strconv.Itoa(d.pid())}
 	res.Command = "pod-overhead.sh " + strings.Join(args, " ")
 	b, err := exec.CommandContext(ctx, filepath.Join(kit, "pod-overhead.sh"), args...).CombinedOutput()
